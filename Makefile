@@ -1,0 +1,37 @@
+# Two commands on a fresh clone:  `make demo`  and  `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+# e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" on machines where PyPI torch is CUDA
+TORCH_PIP_ARGS ?=
+
+.PHONY: setup demo test lint bench-quality bench-speed bench-worker clean
+
+$(BIN)/lmr-worker: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build of torch first (on a GPU machine use the CUDA index instead; see README).
+	$(BIN)/pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/lmr-worker  ## create .venv and install lmr with its pinned dependencies
+
+demo: setup  ## broker + model + worker + sample stream, end to end, offline
+	$(BIN)/python -m worker.demo
+
+test: setup  ## the whole test suite (CI runs exactly this)
+	$(BIN)/ruff check lmr trainer worker geocode tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check lmr trainer worker geocode tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,101 @@
+"""Shared fixtures: IDRISI location, a tiny real model trained once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+IDRISI = Path(os.environ.get("LMR_IDRISI_DIR", REPO.parent / "shared" / "data" / "idrisi"))
+
+TINY_POSTS = [
+    ("Flooding reported in Houston, Texas tonight", [("Houston", "City/town"), ("Texas", "State")]),
+    (
+        "Evacuations ordered along the Guadalupe River near Victoria",
+        [("Guadalupe River", "Natural Point-of-Interest"), ("Victoria", "City/town")],
+    ),
+    ("Stay safe everyone, thinking of you all", []),
+    ("Wildfire near Redding forces thousands to flee #CarrFire", [("Redding", "City/town")]),
+    ("Earthquake shakes Ecuador, damage in Guayaquil", [("Ecuador", "Country"), ("Guayaquil", "City/town")]),
+    ("Please donate to the relief effort", []),
+    ("Rescue teams in #Houston and Beaumont working all night", [("Houston", "City/town"), ("Beaumont", "City/town")]),
+    ("Power out across Florida after the storm", [("Florida", "State")]),
+]
+
+
+def tiny_idrisi_records() -> list[dict[str, object]]:
+    """Hand-made IDRISI-format posts with exact offsets."""
+    out = []
+    for i, (text, mentions) in enumerate(TINY_POSTS):
+        ms = []
+        for m, typ in mentions:
+            s = text.index(m)
+            ms.append({"text": m, "type": typ, "start_offset": s, "end_offset": s + len(m)})
+        out.append(
+            {
+                "tweet_id": str(1000 + i),
+                "text": text,
+                "created_at": f"Mon Aug 28 0{i}:00:00 +0000 2017",
+                "location_mentions": ms,
+            }
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
+def idrisi_dir() -> Path:
+    if not (IDRISI / "lmr").is_dir():
+        pytest.skip(f"IDRISI not found at {IDRISI} (get it from github.com/rsuwaileh/IDRISI, or set LMR_IDRISI_DIR)")
+    return IDRISI
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("data") / "tiny_event"
+    d.mkdir()
+    with (d / "train.jsonl").open("w") as f:
+        for rec in tiny_idrisi_records():
+            f.write(json.dumps(rec) + "\n")
+    return d / "train.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """A real GLiNER model (MiniLM encoder) trained for a few steps and published: REGISTRY/tiny."""
+    from trainer.model import offline_encoder
+    from trainer.settings import TrainSettings
+    from trainer.train import run
+
+    root = tmp_path_factory.mktemp("reg")
+    s = TrainSettings.from_params(
+        {
+            "train": [str(tiny_data)],
+            "eval": [str(tiny_data)],
+            "encoder": offline_encoder(),
+            "max_steps": 8,
+            "eval_steps": 4,
+            "batch_size": 4,
+            "learning_rate": 1e-4,
+            "others_lr": 5e-4,
+            "registry": str(root / "registry"),
+            "output_dir": str(root / "runs"),
+            "name": "tiny",
+        },
+        {"max_steps", "eval_steps", "batch_size", "learning_rate", "others_lr"},
+    )
+    run(s)
+    return root / "registry"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_registry: Path) -> Path:
+    """``REGISTRY/NAME`` of the tiny model (LATEST = v1)."""
+    return tiny_registry / "tiny"

@@ -1,0 +1,165 @@
+"""A tiny real training run -> publish -> load -> predict, registry integrity and the CLI."""
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lmr.errors import CorruptModelError, ModelNotFoundError
+from trainer import registry
+from trainer.cli import main
+from trainer.model import load_extractor
+
+
+def test_published_layout_and_manifest(tiny_model: Path) -> None:
+    v = tiny_model / "v1"
+    assert registry.read_latest(tiny_model) == "v1"
+    names = {p.name for p in v.iterdir()}
+    assert {
+        "model.safetensors",
+        "gliner_config.json",
+        "lmr.json",
+        "README.md",
+        "manifest.json",
+        "training_config.json",
+    } <= names
+    man = json.loads((v / "manifest.json").read_text())
+    assert man["schema_version"] == 1 and man["labels"] == ["location"] and 0 < man["threshold"] < 1
+    assert set(man["files"]) == names - {"manifest.json"}
+    assert all(len(f["sha256"]) == 64 for f in man["files"].values())
+    card = (v / "README.md").read_text()
+    assert "## Evaluation" in card and "sha256" in card and "CC BY 4.0" in card
+    assert json.loads((v / "lmr.json").read_text())["case_markers"] is True  # MiniLM is uncased
+
+
+def test_load_and_predict_offsets(tiny_model: Path) -> None:
+    ex = load_extractor(str(tiny_model))
+    assert ex.model_id == "tiny@v1"
+    texts = ["Flooding reported in Houston, Texas tonight", "", "   ", "#HoustonFlood 🇺🇸 Québec"]
+    preds = ex.predict(texts, threshold=0.0001)
+    assert len(preds) == 4 and preds[1] == [] and preds[2] == []
+    assert preds[0], "a threshold near zero must return candidate spans"
+    for text, ms in zip(texts, preds, strict=True):
+        for m in ms:
+            assert text[m.start : m.end] == m.text and m.label == "location" and 0 <= m.score <= 1
+        spans = sorted((m.start, m.end) for m in ms)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), "flat NER: no overlaps"
+    # the same model through every reference form
+    assert load_extractor(str(tiny_model / "v1")).version == "v1"
+
+
+def _copy(tiny_model: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "reg" / "tiny"
+    shutil.copytree(tiny_model, dst)
+    return dst
+
+
+def test_corrupt_or_partial_models_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    m = _copy(tiny_model, tmp_path)
+    (m / "v1" / "manifest.json").write_text("{not json")
+    with pytest.raises(CorruptModelError, match="not valid JSON"):
+        load_extractor(str(m))
+    m2 = _copy(tiny_model, tmp_path / "b")
+    (m2 / "v1" / "tokenizer.json").unlink()
+    with pytest.raises(CorruptModelError, match=r"tokenizer.json listed in the manifest is missing"):
+        load_extractor(str(m2))
+    m3 = _copy(tiny_model, tmp_path / "c")
+    with (m3 / "v1" / "model.safetensors").open("r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(CorruptModelError, match="sha256"):
+        load_extractor(str(m3))
+    m4 = _copy(tiny_model, tmp_path / "d")
+    (m4 / "LATEST").unlink()
+    (m4 / "v1").rename(m4 / ".v2-partial")
+    with pytest.raises(CorruptModelError, match="no complete version"):
+        registry.resolve(str(m4))
+    with pytest.raises(ModelNotFoundError):
+        load_extractor(str(tmp_path / "nowhere" / "x"))
+
+
+def test_publish_is_atomic_and_versions_increment(tiny_model: Path, tmp_path: Path) -> None:
+    m = _copy(tiny_model, tmp_path)
+
+    def write(d: Path) -> None:
+        for f in (m / "v1").iterdir():
+            if f.name != "manifest.json":
+                shutil.copy2(f, d / f.name)
+
+    out = registry.publish(tmp_path / "reg", "tiny", write, labels=["location"], threshold=0.4)
+    assert out.name == "v2" and registry.read_latest(m) == "v2"
+    assert load_extractor(str(m)).version == "v2"
+
+    def boom(d: Path) -> None:
+        (d / "half").write_text("x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        registry.publish(tmp_path / "reg", "tiny", boom, labels=["location"], threshold=0.4)
+    assert registry.read_latest(m) == "v2"
+    assert not any(p.name.startswith(".v3") for p in m.iterdir()), "a failed publish leaves nothing behind"
+
+
+def test_cli_evaluate_and_predict(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    r = CliRunner()
+    res = r.invoke(main, ["evaluate", str(tiny_model), str(tiny_data), "--json", "--threshold", "0.01"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert {"precision", "recall", "f1", "wer", "n_posts", "n_gold", "n_pred"} <= set(out)
+    assert out["n_posts"] == 8 and out["n_gold"] == 10 and out["model"] == "tiny@v1"
+    txt = r.invoke(main, ["evaluate", str(tiny_model), str(tiny_data)])
+    assert txt.exit_code == 0 and "exact" in txt.output and "recall by type" in txt.output
+    posts = tmp_path / "posts.txt"
+    posts.write_text("Storm hits Miami\nall quiet\n")
+    o = tmp_path / "pred.jsonl"
+    res = r.invoke(main, ["predict", str(tiny_model), str(posts), "-o", str(o), "--threshold", "0.01"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in o.read_text().splitlines()]
+    assert [x["text"] for x in rows] == ["Storm hits Miami", "all quiet"]
+    assert all(x["text"][loc["start"] : loc["end"]] == loc["text"] for x in rows for loc in x["locations"])
+
+
+def test_cli_errors_are_clear(tiny_model: Path, tmp_path: Path) -> None:
+    r = CliRunner()
+    res = r.invoke(main, ["evaluate", str(tmp_path / "none"), "x.jsonl"])
+    assert res.exit_code != 0 and "No model at" in res.output
+    res = r.invoke(main, ["run", "--encoder", "offline"])
+    assert res.exit_code != 0 and "No training data" in res.output
+    assert "Example" in r.invoke(main, ["run", "--help"]).output
+
+
+def test_wandb_offline_run_directory(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    r = CliRunner()
+    res = r.invoke(
+        main,
+        [
+            "run",
+            "--train",
+            str(tiny_data),
+            "--eval-fraction",
+            "0.25",
+            "--encoder",
+            "offline",
+            "--max-steps",
+            "2",
+            "--eval-steps",
+            "2",
+            "--report-to",
+            "wandb",
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--registry",
+            str(tmp_path / "reg"),
+            "--name",
+            "wb",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    assert runs, "an offline W&B run directory must be written"
+    assert (tmp_path / "reg" / "wb" / "v1" / "manifest.json").is_file()

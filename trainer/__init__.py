@@ -1,0 +1,1 @@
+"""lmr-trainer: fine-tune, evaluate and publish GLiNER location-mention models."""

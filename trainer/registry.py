@@ -1,0 +1,207 @@
+"""Publishing and loading versioned models: the contract between trainer and worker.
+
+Layout::
+
+    REGISTRY/NAME/VERSION/   GLiNER weights (safetensors), configs, tokenizer, lmr.json,
+                             README.md (model card), training_config.json, manifest.json
+    REGISTRY/NAME/LATEST     text file naming the newest complete version
+
+A version is written into a hidden temporary directory, hashed, renamed into
+place, and only then is ``LATEST`` replaced (atomically), so a reader never sees
+a partial model. Loading verifies every file against ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lmr.errors import CorruptModelError, ModelNotFoundError
+
+MANIFEST = "manifest.json"
+LATEST = "LATEST"
+SCHEMA_VERSION = 1
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model reference points."""
+
+    path: str  # local directory, or hub id when kind == "hub"
+    kind: str  # "version" (published), "plain" (GLiNER directory) or "hub"
+    name: str
+    version: str
+    manifest: dict[str, Any] | None = None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit() -> str:
+    """The lmr source tree's git commit, or "" outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except OSError:
+        return ""
+
+
+def _versions(model_dir: Path) -> list[str]:
+    return sorted(
+        (p.name for p in model_dir.iterdir() if p.is_dir() and (p / MANIFEST).is_file() and not p.name.startswith(".")),
+        key=_version_key,
+    )
+
+
+def _version_key(v: str) -> tuple[int, str]:
+    m = re.fullmatch(r"v(\d+)", v)
+    return (int(m.group(1)), v) if m else (-1, v)
+
+
+def next_version(model_dir: Path) -> str:
+    nums = [_version_key(v)[0] for v in _versions(model_dir)] if model_dir.is_dir() else []
+    return f"v{max([0, *nums]) + 1}"
+
+
+def write_manifest(
+    directory: Path, labels: list[str], threshold: float, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    files = {
+        str(p.relative_to(directory)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "labels": labels,
+        "threshold": threshold,
+        "files": files,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "lmr_git_commit": git_commit(),
+        **(extra or {}),
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def publish(
+    registry: str | Path,
+    name: str,
+    write: Callable[[Path], None],
+    *,
+    labels: list[str],
+    threshold: float,
+    version: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Publish a model: ``write(tmpdir)`` fills the files, then the version is sealed and made LATEST."""
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+        raise ValueError(f"Model name {name!r} must be letters, digits, '.', '_' or '-'.")
+    model_dir = Path(registry) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = version or next_version(model_dir)
+    final = model_dir / version
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; versions are immutable. Choose another --version.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+    try:
+        write(tmp)
+        write_manifest(tmp, labels, threshold, {"name": name, "version": version, **(extra or {})})
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    set_latest(model_dir, version)
+    return final
+
+
+def set_latest(model_dir: Path, version: str) -> None:
+    """Point ``LATEST`` at ``version`` atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=".LATEST-", dir=model_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(version + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, model_dir / LATEST)
+
+
+def read_latest(model_dir: str | Path) -> str | None:
+    """The version ``REGISTRY/NAME/LATEST`` names, or None."""
+    f = Path(model_dir) / LATEST
+    try:
+        return f.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def verify(directory: Path) -> dict[str, Any]:
+    """Check ``manifest.json`` and every file's sha256; raise CorruptModelError if anything is off."""
+    mf = directory / MANIFEST
+    fix = "re-publish the model (lmr-trainer run / lmr-trainer publish) or point at another version."
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CorruptModelError(f"{directory} has no {MANIFEST}: the version is partial.", fix) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptModelError(f"{mf} is not valid JSON: {exc}.", fix) from exc
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files or manifest.get("schema_version") != SCHEMA_VERSION:
+        raise CorruptModelError(f"{mf} lacks a file list or has an unknown schema_version.", fix)
+    for rel, meta in files.items():
+        p = directory / rel
+        if not p.is_file():
+            raise CorruptModelError(f"{directory}: file {rel} listed in the manifest is missing.", fix)
+        if sha256_file(p) != meta.get("sha256"):
+            raise CorruptModelError(f"{directory}: file {rel} fails its sha256 check (corrupt or modified).", fix)
+    return manifest
+
+
+def resolve(ref: str) -> ModelRef:
+    """Resolve ``REGISTRY/NAME`` (latest), ``REGISTRY/NAME/VERSION``, a GLiNER directory, or a hub id."""
+    p = Path(ref)
+    if p.is_dir():
+        if (p / MANIFEST).is_file():
+            return ModelRef(str(p), "version", p.parent.name, p.name)
+        latest = read_latest(p)
+        if latest is not None:
+            return ModelRef(str(p / latest), "version", p.name, latest)
+        if (p / "gliner_config.json").is_file():
+            return ModelRef(str(p), "plain", p.name, "")
+        if any(c.name.startswith(".v") for c in p.iterdir()) or any(
+            (c / "gliner_config.json").is_file() for c in p.iterdir() if c.is_dir()
+        ):
+            raise CorruptModelError(
+                f"{p} holds no complete version (no {LATEST}).", "wait for the publish to finish or re-run it."
+            )
+        raise ModelNotFoundError(
+            f"{p} is neither a published model (REGISTRY/NAME[/VERSION]) nor a GLiNER directory.",
+            "train one with `lmr-trainer run` or pass a hub id such as urchade/gliner_large-v2.1.",
+        )
+    if _HUB_ID.match(ref) and not p.exists() and not ref.startswith((".", "/")):
+        return ModelRef(ref, "hub", ref, "")
+    raise ModelNotFoundError(
+        f"No model at {ref!r}.", "pass REGISTRY/NAME, REGISTRY/NAME/VERSION, a GLiNER directory or a hub id."
+    )

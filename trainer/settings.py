@@ -1,0 +1,120 @@
+"""The trainer's one settings object and its presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from lmr.config import redact
+from lmr.errors import ConfigError
+
+# Values each preset sets unless the user gives them explicitly.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The reference recipe: an already-trained GLiNER (urchade/gliner_large-v2.1) on a GPU.
+    "seed": {
+        "learning_rate": 1e-6,
+        "others_lr": 5e-7,
+        "batch_size": 8,
+        "epochs": 5.0,
+        "lr_scheduler": "constant",
+        "warmup_ratio": 0.0,
+        "weight_decay": 1e-4,
+        "others_weight_decay": 1e-4,
+    },
+    # A fresh span head on a plain encoder (the offline MiniLM path): higher rates, warmup, decay.
+    "fresh": {
+        "learning_rate": 5e-5,
+        "others_lr": 1e-4,
+        "batch_size": 8,
+        "epochs": 1.0,
+        "lr_scheduler": "linear",
+        "warmup_ratio": 0.05,
+        "weight_decay": 0.01,
+        "others_weight_decay": 0.01,
+    },
+}
+
+
+@dataclass
+class TrainSettings:
+    """Everything ``lmr-trainer run`` needs; saved with the published model."""
+
+    train: list[str] = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
+    eval_events: list[str] = field(default_factory=list)
+    eval_fraction: float = 0.1
+    base_model: str = "urchade/gliner_large-v2.1"
+    encoder: str | None = None
+    preset: str | None = None
+    fine_types: bool = False
+    case_markers: str = "auto"  # auto | on | off
+    max_width: str = "auto"  # auto (from the data) or an int
+    learning_rate: float = 1e-6
+    others_lr: float = 5e-7
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    grad_accum: int = 1
+    epochs: float = 5.0
+    max_steps: int = -1
+    lr_scheduler: str = "constant"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 1e-4
+    others_weight_decay: float = 1e-4
+    max_grad_norm: float = 1.0
+    eval_steps: int = 500
+    best_by: str = "f1"  # f1 | loss
+    early_stopping: int = 0  # evaluations without improvement before stopping; 0 = off
+    threshold: float | None = None  # None = choose on the eval set
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 42
+    time_budget_min: float = 0.0  # stop training (gracefully) after this many minutes; 0 = no limit
+    resume: str | None = None  # checkpoint directory, or "last"
+    output_dir: str = "runs"
+    registry: str = "registry"
+    name: str = "lmr-location"
+    version: str | None = None
+    report_to: str = "none"  # none | wandb
+    wandb_project: str = "lmr"
+    push_to_hub: str | None = None
+    wandb_artifact: bool = False
+    threads: int = 0
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], explicit: set[str]) -> TrainSettings:
+        """Build from CLI params; the preset fills what the user did not set explicitly."""
+        known = {f.name for f in fields(cls)}
+        values = {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items() if k in known and v is not None
+        }
+        preset = values.get("preset")
+        if preset is None:
+            preset = "fresh" if values.get("encoder") else "seed"
+        if preset not in PRESETS:
+            raise ConfigError(f"Unknown preset {preset!r}.", f"use one of: {', '.join(PRESETS)}.")
+        values["preset"] = preset
+        for k, v in PRESETS[preset].items():
+            if k not in explicit:
+                values[k] = v
+        s = cls(**values)  # type: ignore[arg-type]
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        if not self.train:
+            raise ConfigError("No training data given.", "pass one or more files, directories or globs to --train.")
+        if self.best_by not in ("f1", "loss"):
+            raise ConfigError(f"--best-by must be f1 or loss, not {self.best_by!r}.")
+        if self.case_markers not in ("auto", "on", "off"):
+            raise ConfigError(f"--case-markers must be auto, on or off, not {self.case_markers!r}.")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, not {self.precision!r}.")
+        if self.report_to not in ("none", "wandb"):
+            raise ConfigError(f"--report-to must be none or wandb, not {self.report_to!r}.")
+        if self.max_width != "auto" and not str(self.max_width).isdigit():
+            raise ConfigError(f"--max-width must be 'auto' or a positive integer, not {self.max_width!r}.")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ConfigError("--batch-size and --grad-accum must be at least 1.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return redact(asdict(self))
