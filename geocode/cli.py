@@ -1,0 +1,214 @@
+"""``lmr-geocode``: resolve place mentions, evaluate on IDRISI-D, build the offline index."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from geocode.evaluate import evaluate as run_evaluation
+from geocode.evaluate import load_region_map
+from geocode.gazetteer import build_index, default_index_path
+from geocode.resolver import FALLBACKS, Resolver, build_resolver
+from geocode.types import GeoContext, Resolution
+from lmr.config import config_option, option, redact
+from lmr.errors import LmrError
+
+
+def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE; write e.g. --geocoder-option country_bias=US.")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def _backend_options(f: Any) -> Any:
+    decorators = [
+        option("--backend", default="offline", show_default=True,
+               help="offline, nominatim, photon, or any geopy geocoder name."),
+        option("--geocoder-url", default=None, help="Base URL of a self-hosted service, e.g. http://127.0.0.1:8080."),
+        option("--user-agent", default=None, help="User agent for Nominatim/Photon (required by their policies)."),
+        option("--geocoder-option", "geocoder_options", multiple=True, metavar="KEY=VALUE",
+               help="Keyword option of the geopy geocoder (repeatable). Keys go in LMR_GEOCODER_API_KEY, never here."),
+        option("--geocoder-timeout", type=float, default=10.0, show_default=True, help="Seconds per request."),
+        option("--geocoder-min-delay", type=float, default=None,
+               help="Seconds between requests to a remote service [default: 1.0, Nominatim's policy]."),
+        option("--cache-path", type=click.Path(dir_okay=False), default=None,
+               help="Persistent SQLite cache of answers (default: in memory only)."),
+        option("--region", default=None,
+               help="Event context: country codes 'US,PR' or a box 'south,west,north,east'."),
+        option("--min-confidence", type=float, default=0.0, show_default=True,
+               help="Below this candidate probability a mention is Unresolved(ambiguous)."),
+        option("--fallback", type=click.Choice(FALLBACKS), default="context", show_default=True,
+               help="context: a mention with no candidate inherits the post's most specific place."),
+    ]  # fmt: skip
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _resolver(p: dict[str, Any]) -> Resolver:
+    return build_resolver(
+        p["backend"],
+        url=p["geocoder_url"],
+        user_agent=p["user_agent"],
+        cache_path=p["cache_path"],
+        region=p["region"],
+        options=_parse_options(p["geocoder_options"]),
+        timeout=p["geocoder_timeout"],
+        min_delay_seconds=p["geocoder_min_delay"],
+        min_confidence=p["min_confidence"],
+        fallback=p["fallback"],
+    )
+
+
+def _fail(exc: LmrError) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+@click.group(help="Resolve location mentions to places (offline gazetteer or geopy geocoders).")
+@click.version_option(package_name="lmr")
+def main() -> None:
+    pass
+
+
+class _Span:
+    def __init__(self, text: str, start: int, end: int) -> None:
+        self.text, self.start, self.end = text, start, end
+
+
+def _spans(post: str, mentions: tuple[str, ...]) -> list[_Span]:
+    if not mentions:
+        return [_Span(post, 0, len(post))]
+    out = []
+    for m in mentions:
+        if ":" in m and m.replace(":", "").isdigit():
+            a, b = (int(x) for x in m.split(":", 1))
+            if not 0 <= a < b <= len(post):
+                raise click.BadParameter(f"span {m} is outside the text (length {len(post)}).")
+            out.append(_Span(post[a:b], a, b))
+            continue
+        i = post.find(m)
+        if i < 0:
+            raise click.BadParameter(f"mention {m!r} does not occur in the text; give it exactly or as START:END.")
+        out.append(_Span(m, i, i + len(m)))
+    return out
+
+
+@main.command()
+@click.argument("text")
+@click.option(
+    "-m",
+    "--mention",
+    "mentions",
+    multiple=True,
+    help="A mention inside TEXT (its words, or START:END); repeatable. Without it TEXT is one place name.",
+)
+@_backend_options
+@option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@config_option
+def resolve(text: str, mentions: tuple[str, ...], as_json: bool, **params: Any) -> None:  # fmt: skip
+    """Resolve a place name, or the mentions of a post, and print where they are.
+
+    \b
+    Examples:
+      lmr-geocode resolve "Paris"
+      lmr-geocode resolve "Flooding in Luling, Texas tonight" -m Luling -m Texas --json
+      lmr-geocode resolve "Georgia" --region US
+    """
+    params.pop("config", None)
+    try:
+        resolver = _resolver(params)
+        results = resolver.resolve(_spans(text, mentions), text)
+    except LmrError as exc:
+        _fail(exc)
+        return
+    for r in results:
+        if as_json:
+            click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        elif isinstance(r, Resolution):
+            click.echo(f"{r.text}\t{r.lat:.5f},{r.lon:.5f}\t{r.feature_type}\t{r.display_name}\t(p={r.score:.2f})")
+        else:
+            click.echo(f"{r.text}\tunresolved: {r.reason}{' - ' + r.detail if r.detail else ''}")
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@_backend_options
+@option(
+    "--region-map",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSON file event -> {country_codes, bbox}: per-event context (events are the files' folder names).",
+)
+@option("--details", type=click.Path(dir_okay=False), default=None, help="Write one JSON line per mention here.")
+@option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@config_option
+def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None, as_json: bool,
+             **params: Any) -> None:  # fmt: skip
+    """Resolve IDRISI-D gold mentions and score them against the annotators' OSM points.
+
+    Prints acc_161 (share of ALL gold mentions within 161 km; unresolved = miss),
+    coverage, median_km, mean_km, n, and the same by IDRISI type.
+
+    \b
+    Examples:
+      lmr-geocode evaluate ../shared/data/idrisi/lmd/*/dev.jsonl
+      lmr-geocode evaluate ../shared/data/idrisi/lmd/*/dev.jsonl --region-map bench/geocode_events.json --json
+    """
+    params.pop("config", None)
+    rows: list[dict[str, Any]] | None = [] if details else None
+    try:
+        resolver = _resolver(params)
+        rmap = load_region_map(region_map) if region_map else None
+        metrics = run_evaluation(resolver, data, region=GeoContext.parse(params["region"]), region_map=rmap,
+                                 details=rows)  # fmt: skip
+    except LmrError as exc:
+        _fail(exc)
+        return
+    metrics["settings"] = redact({k: v for k, v in params.items() if k != "geocoder_options"})
+    if details and rows is not None:
+        Path(details).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
+        return
+    click.echo(
+        f"backend={metrics['backend']}  n={metrics['n']}  acc_161={metrics['acc_161']:.4f}  "
+        f"coverage={metrics['coverage']:.4f}  median_km={metrics['median_km']}  mean_km={metrics['mean_km']}"
+    )
+    click.echo(f"{'type':<30}{'n':>6}{'acc_161':>9}{'coverage':>10}{'median_km':>11}{'mean_km':>9}")
+    for name, m in metrics["by_type"].items():
+        click.echo(f"{name:<30}{m['n']:>6}{m['acc_161']:>9.3f}{m['coverage']:>10.3f}"
+                   f"{m['median_km'] if m['median_km'] is not None else '-':>11}"
+                   f"{m['mean_km'] if m['mean_km'] is not None else '-':>9}")  # fmt: skip
+
+
+@main.command("build-index")
+@option("--path", type=click.Path(dir_okay=False), default=None, help="Where to write the index.")
+@click.option("--force", is_flag=True, help="Rebuild even if a current index exists.")
+def build_index_cmd(path: str | None, force: bool) -> None:
+    """Build the offline gazetteer index now (otherwise it is built on first use).
+
+    \b
+    Example:
+      LMR_CACHE_DIR=/var/cache/lmr lmr-geocode build-index
+    """
+    try:
+        out = build_index(Path(path) if path else default_index_path(), force=force)
+    except LmrError as exc:
+        _fail(exc)
+        return
+    click.echo(f"gazetteer index: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

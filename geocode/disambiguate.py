@@ -1,0 +1,236 @@
+"""Choosing one candidate per mention from the post, the event context and priors.
+
+Score of candidate ``c`` for mention ``m`` (weights in :class:`Weights`, tuned on
+IDRISI-D *train*)::
+
+    score = w_match  * match(c)                # name quality x query-variant weight
+          + w_prior  * importance(c)           # kind and population, like Nominatim's importance
+          + kind(m, c)                         # mention shape: "... County" wants a county, etc.
+          + w_region * in_region(c)            # event context: country codes / bounding box
+          + w_ctx    * min(support(c), cap)    # co-mentioned places in the same post
+
+``support`` sums, over the other mentions of the post and over the countries and
+first-level divisions named anywhere in the post (a place right after a comma,
+as in "Luling, Texas", counts double), the probability of each of their
+candidates times how the two places relate: ``c`` lies in that country or
+division, contains that place, or lies within 150 km of it. The probabilities
+come from a softmax over the scores, recomputed for ``rounds`` rounds, so that
+mentions settle on a consistent reading together ("Georgia" next to
+"Atlanta" is the US state; next to "Tbilisi", the country).
+
+The final ``score`` of a resolution is the softmax probability of the chosen
+candidate. A mention with no candidate is ``no_candidate``; one whose best
+probability is below ``min_confidence`` is ``ambiguous``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from geocode.gazetteer import division_key, haversine_km
+from geocode.text import norm, shape_hint
+from geocode.types import Candidate, GeoContext
+
+_LEVEL = {"continent": 0, "region": 0, "country": 1, "admin1": 2, "admin2": 3, "city": 4, "poi": 5}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Scoring weights (see the module docstring)."""
+
+    match: float = 1.6
+    prior: float = 1.4
+    region: float = 0.6
+    region_outside: float = 0.15
+    ctx: float = 0.45
+    ctx_cap: float = 2.5
+    kind: float = 0.3
+    near_km: float = 150.0
+    temperature: float = 0.12
+    rounds: int = 2
+    support_min_match: float = 0.7  # partial matches ("Chico" in "Chico's WalMart") support no one
+
+
+@dataclass(frozen=True)
+class ContextPlace:
+    """A place named in the post outside the mention being resolved."""
+
+    candidates: tuple[Candidate, ...]
+    weight: float
+    key: str
+    span: tuple[int, int]
+
+
+def kind_bonus(hint: str | None, c: Candidate, w: Weights) -> float:
+    if hint is None:
+        return 0.0
+    if hint == c.kind:
+        return w.kind
+    if hint == "admin2" and c.kind == "city":
+        return -w.kind / 2
+    if hint == "island" and c.kind in ("admin1", "admin2", "country"):
+        return w.kind / 2
+    if hint == "city" and c.kind == "admin2":
+        return 0.0
+    if hint == "poi":
+        return 0.0
+    return -w.kind / 3
+
+
+def region_bonus(c: Candidate, context: GeoContext | None, w: Weights) -> float:
+    if context is None or context.empty:
+        return 0.0
+    inside = False
+    if context.country_codes and c.country_code in context.country_codes:
+        inside = True
+    if context.bbox is not None and context.contains(c.lat, c.lon):
+        inside = True
+    if inside:
+        return w.region
+    if c.kind in ("continent", "region", "country"):
+        return 0.0
+    return -w.region_outside
+
+
+def relation(c: Candidate, o: Candidate, near_km: float) -> float:
+    """How strongly place ``o`` named in the post supports candidate ``c`` (0..1.3)."""
+    if c.kind in ("continent", "region") or o.kind in ("continent", "region"):
+        return 0.0
+    lc, lo = _LEVEL.get(c.kind, 5), _LEVEL.get(o.kind, 5)
+    same_cc = c.country_code is not None and c.country_code == o.country_code
+    if not same_cc:
+        if lc >= 2 and lo >= 2 and haversine_km(c.lat, c.lon, o.lat, o.lon) < near_km:
+            return 0.6
+        return 0.0
+    if o.kind == "country":
+        return 0.0 if c.kind == "country" else 1.0
+    if c.kind == "country":
+        return 0.7
+    if o.kind == "admin1" and c.admin1 and division_key(c.admin1) == division_key(o.name) and lc > 2:
+        return 1.3
+    if c.kind == "admin1" and o.admin1 and division_key(o.admin1) == division_key(c.name) and lo > 2:
+        return 1.1
+    if o.kind == "admin2" and lc > 3 and c.admin2 and norm(c.admin2) == norm(o.name):
+        return 1.2
+    if c.kind == "admin2" and lo > 3 and o.admin2 and norm(o.admin2) == norm(c.name):
+        return 1.2
+    if lc >= 2 and lo >= 2:
+        d = haversine_km(c.lat, c.lon, o.lat, o.lon)
+        if d < near_km:
+            return 0.9
+        if d < 2 * near_km:
+            return 0.6
+        return 0.5  # two places of the same country ("Florida and Georgia")
+    return 0.25
+
+
+def _softmax(scores: Sequence[float], temperature: float) -> list[float]:
+    if not scores:
+        return []
+    m = max(scores)
+    ex = [math.exp((s - m) / temperature) for s in scores]
+    z = sum(ex)
+    return [e / z for e in ex]
+
+
+def base_score(c: Candidate, hint: str | None, context: GeoContext | None, w: Weights) -> float:
+    return w.match * c.match + w.prior * c.importance + kind_bonus(hint, c, w) + region_bonus(c, context, w)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The outcome for one mention: candidates with their final scores and probabilities."""
+
+    candidates: tuple[Candidate, ...]
+    scores: tuple[float, ...]
+    probs: tuple[float, ...]
+
+    @property
+    def best(self) -> int | None:
+        if not self.candidates:
+            return None
+        return max(range(len(self.scores)), key=self.scores.__getitem__)
+
+
+def choose(
+    texts: Sequence[str],
+    spans: Sequence[tuple[int, int]],
+    cands: Sequence[Sequence[Candidate]],
+    extra: Sequence[ContextPlace],
+    context: GeoContext | None,
+    w: Weights | None = None,
+) -> list[Choice]:
+    """Score every mention's candidates together (see the module docstring)."""
+    w = w or Weights()
+    hints = [shape_hint(t) for t in texts]
+    keys = [norm(t) for t in texts]
+    base = [[base_score(c, hints[i], context, w) for c in cs] for i, cs in enumerate(cands)]
+    probs = [_softmax(b, w.temperature) for b in base]
+    scores = base
+    for _ in range(max(w.rounds, 0) if len(cands) + len(extra) > 1 else 0):
+        new_scores: list[list[float]] = []
+        for i, cs in enumerate(cands):
+            others: list[tuple[Sequence[Candidate], Sequence[float], float]] = []
+            for j, cj in enumerate(cands):
+                if j == i or keys[j] == keys[i] or _overlap(spans[i], spans[j]) or not cj:
+                    continue
+                others.append((cj, probs[j], 1.0))
+            for e in extra:
+                if e.key == keys[i] or _overlap(spans[i], e.span):
+                    continue
+                others.append((e.candidates, _softmax([x.match + x.importance for x in e.candidates], 0.1), e.weight))
+            row = []
+            for k, c in enumerate(cs):
+                support = 0.0
+                for ocands, oprobs, weight in others:
+                    best = 0.0
+                    for oc, p in zip(ocands, oprobs, strict=True):
+                        if p < 0.02 or oc.match < w.support_min_match:
+                            continue
+                        best = max(best, p * relation(c, oc, w.near_km))
+                    support += weight * best
+                row.append(base[i][k] + w.ctx * min(support, w.ctx_cap))
+            new_scores.append(row)
+        scores = new_scores
+        probs = [_softmax(s, w.temperature) for s in scores]
+    return [Choice(tuple(cs), tuple(scores[i]), tuple(probs[i])) for i, cs in enumerate(cands)]
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+_CAP_SEQ = re.compile(
+    r"(?:(?<=\s)|(?<=^)|(?<=[#(\"']))([A-Z][\w'’.\-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.\-]*){0,3})"
+)
+
+
+def scan_post(
+    post: str,
+    mention_spans: Sequence[tuple[int, int]],
+    lookup: Callable[[str], list[Candidate]],
+    *,
+    max_places: int = 8,
+) -> list[ContextPlace]:
+    """Countries and first-level divisions named in the post outside the mentions."""
+    out: list[ContextPlace] = []
+    for m in _CAP_SEQ.finditer(post):
+        start, end = m.span(1)
+        if any(_overlap((start, end), s) for s in mention_spans):
+            continue
+        words = m.group(1).split()
+        # Try the longest prefix that names a country or division.
+        for n in range(len(words), 0, -1):
+            phrase = " ".join(words[:n]).rstrip(".,'’")
+            cands = [c for c in lookup(phrase) if c.kind in ("country", "admin1") and c.match >= 0.85]
+            if cands:
+                span_end = start + len(phrase)
+                after_comma = bool(re.search(r",\s*$", post[max(0, start - 3) : start]))
+                out.append(ContextPlace(tuple(cands[:6]), 1.5 if after_comma else 0.6, norm(phrase), (start, span_end)))
+                break
+        if len(out) >= max_places:
+            break
+    return out

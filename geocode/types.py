@@ -1,0 +1,155 @@
+"""The values that cross the resolver's boundary."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from lmr.errors import ConfigError
+
+UnresolvedReason = Literal["no_candidate", "ambiguous", "backend_error", "rate_limited"]
+REASONS: tuple[str, ...] = ("no_candidate", "ambiguous", "backend_error", "rate_limited")
+
+#: A bounding box as ``(south, west, north, east)`` in degrees.
+BBox = tuple[float, float, float, float]
+
+
+class MentionLike(Protocol):
+    """Anything with the text and character span of a mention (``lmr.mentions.Mention`` fits)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A mention resolved to a place. ``bbox`` is ``(south, west, north, east)`` when known."""
+
+    text: str
+    start: int
+    end: int
+    lat: float
+    lon: float
+    display_name: str
+    country_code: str | None
+    admin1: str | None
+    feature_type: str
+    bbox: BBox | None
+    backend: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bbox"] = list(self.bbox) if self.bbox else None
+        d["resolved"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A mention that could not be resolved, and why (one of :data:`REASONS`)."""
+
+    text: str
+    start: int
+    end: int
+    reason: UnresolvedReason
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["resolved"] = False
+        return d
+
+
+@dataclass(frozen=True)
+class GeoContext:
+    """Event context given per stream or per call: a region box and/or ISO 3166-1 alpha-2 country codes."""
+
+    bbox: BBox | None = None
+    country_codes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        codes = tuple(c.strip().upper() for c in self.country_codes if c.strip())
+        bad = [c for c in codes if len(c) != 2 or not c.isalpha()]
+        if bad:
+            raise ConfigError(
+                f"Region country codes {bad} are not ISO 3166-1 alpha-2 codes.", "use two letters, e.g. US,PR."
+            )
+        object.__setattr__(self, "country_codes", codes)
+        if self.bbox is not None:
+            s, w, n, e = (float(x) for x in self.bbox)
+            if not (-90 <= s < n <= 90 and -180 <= w <= 180 and -180 <= e <= 180):
+                raise ConfigError(
+                    f"Region box {self.bbox} is not (south, west, north, east) in degrees.",
+                    "give south<north within -90..90 and west/east within -180..180, e.g. 24.5,-107,37,-93.5.",
+                )
+            object.__setattr__(self, "bbox", (s, w, n, e))
+
+    @property
+    def empty(self) -> bool:
+        return self.bbox is None and not self.country_codes
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """Whether a point lies in the box (a box may cross the antimeridian: west > east)."""
+        if self.bbox is None:
+            return False
+        s, w, n, e = self.bbox
+        if not s <= lat <= n:
+            return False
+        return w <= lon <= e if w <= e else (lon >= w or lon <= e)
+
+    def key(self) -> str:
+        """A stable string for cache keys."""
+        box = ",".join(f"{x:.4f}" for x in self.bbox) if self.bbox else ""
+        return f"{box}|{','.join(sorted(self.country_codes))}"
+
+    @classmethod
+    def parse(cls, value: str | None) -> GeoContext | None:
+        """Parse ``--region``: country codes ``US,PR`` or a box ``south,west,north,east``."""
+        if value is None or not value.strip():
+            return None
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        try:
+            nums = [float(p) for p in parts]
+        except ValueError:
+            return cls(country_codes=tuple(parts))
+        if len(nums) != 4:
+            raise ConfigError(
+                f"Region {value!r} has {len(nums)} numbers.", "give a box as south,west,north,east (four numbers)."
+            )
+        return cls(bbox=(nums[0], nums[1], nums[2], nums[3]))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A place a backend proposes for a query, before disambiguation."""
+
+    name: str
+    lat: float
+    lon: float
+    kind: str  # continent, region, country, admin1, admin2, city, poi
+    feature_type: str
+    country_code: str | None = None
+    admin1: str | None = None
+    admin2: str | None = None
+    population: int = 0
+    importance: float = 0.5
+    bbox: BBox | None = None
+    display_name: str = ""
+    match: float = 1.0  # how well the name matched (1 = exact name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bbox"] = list(self.bbox) if self.bbox else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Candidate:
+        box = d.get("bbox")
+        return cls(**{**d, "bbox": tuple(box) if box else None})
