@@ -14,6 +14,10 @@ from lmr.config import config_option, option
 from lmr.errors import LmrError
 
 
+RUNTIME_CHOICES = ["auto", "torch", "fused", "fused-int8", "onnx", "onnx-int8"]
+RUNTIME_HELP = "Inference runtime (auto = the measured fastest for the device; torch = plain GLiNER)."
+
+
 def _fail(exc: LmrError) -> None:
     raise click.ClickException(str(exc))
 
@@ -159,8 +163,17 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
 @option("--batch-size", type=int, default=32, show_default=True)
 @option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @option("--fine-types/--no-fine-types", default=False)
+@option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP)
+@option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 def evaluate_cmd(
-    model: str, data: tuple[str, ...], threshold: float | None, batch_size: int, as_json: bool, fine_types: bool
+    model: str,
+    data: tuple[str, ...],
+    threshold: float | None,
+    batch_size: int,
+    as_json: bool,
+    fine_types: bool,
+    runtime: str,
+    device: str,
 ) -> None:
     """Score MODEL on labelled DATA: exact and overlap P/R/F1, WER, recall by type, per event.
 
@@ -173,7 +186,7 @@ def evaluate_cmd(
     from trainer.train import evaluate_examples
 
     try:
-        ex = load_extractor(model)
+        ex = load_extractor(model, runtime=runtime, map_location=device)
         examples = read_examples(list(data), fine_types=fine_types)
         thr = threshold if threshold is not None else ex.spec.threshold
         res, _ = evaluate_examples(ex, examples, threshold=thr, batch_size=batch_size)
@@ -181,6 +194,7 @@ def evaluate_cmd(
         _fail(exc)
         return
     res["model"] = ex.model_id
+    res["runtime"] = ex.runtime
     if as_json:
         click.echo(json.dumps(res))
         return
@@ -208,7 +222,18 @@ def evaluate_cmd(
 @option("--threshold", type=float, default=None)
 @option("--batch-size", type=int, default=32, show_default=True)
 @option("--text-field", default="text", show_default=True)
-def predict_cmd(model: str, file: str, output: str, threshold: float | None, batch_size: int, text_field: str) -> None:
+@option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP)
+@option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+def predict_cmd(
+    model: str,
+    file: str,
+    output: str,
+    threshold: float | None,
+    batch_size: int,
+    text_field: str,
+    runtime: str,
+    device: str,
+) -> None:
     """Write FILE's posts (JSONL, or plain text one post per line) with predicted spans as JSONL.
 
     \b
@@ -219,7 +244,7 @@ def predict_cmd(model: str, file: str, output: str, threshold: float | None, bat
     from trainer.model import load_extractor
 
     try:
-        ex = load_extractor(model)
+        ex = load_extractor(model, runtime=runtime, map_location=device)
         posts: list[dict[str, Any]] = []
         for n, line in enumerate(Path(file).read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():

@@ -1,0 +1,89 @@
+"""Inference speed benchmark: posts/s and exact-span F1 for each runtime, side by side in one run.
+
+    python bench/inference_speed.py --model registry/lmr-location [--batch-size 16] [--speed-posts 1000]
+
+Same model, same posts, same batch size for every variant. Speed is measured on IDRISI's unlabeled
+stream (``lmr/*/test_unlabeled.jsonl``), F1 on ``lmr/*/dev.jsonl``. The baseline is plain GLiNER
+PyTorch inference (posts in arrival order, GLiNER's own forward pass). Variants:
+
+* ``torch+bucket``: the same, posts sorted by length inside the benchmark window (less padding);
+* ``fused``: bucketing + the fused span head (exact; see trainer/fast.py);
+* ``fused-int8``: + torch dynamic int8 encoder;
+* ``onnx``: bucketing + fused head + ONNX Runtime encoder;
+* ``onnx-int8``: + ONNX Runtime dynamic int8 encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import torch
+
+from bench.common import need_idrisi, unlabeled_posts
+from lmr.words import split_words
+from trainer.data import read_examples
+from trainer.metrics import SpanScorer
+from trainer.model import load_extractor
+
+VARIANTS = [
+    ("torch (baseline)", "torch", False),
+    ("torch+bucket", "torch", True),
+    ("fused", "fused", True),
+    ("fused-int8", "fused-int8", True),
+    ("onnx", "onnx", True),
+    ("onnx-int8", "onnx-int8", True),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--speed-posts", type=int, default=1000)
+    ap.add_argument("--variants", nargs="*", default=None, help="subset of: " + " ".join(v[0] for v in VARIANTS))
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    idr = need_idrisi()
+    stream = [str(p["text"]) for p in unlabeled_posts(a.speed_posts)]
+    stream_words = [split_words(t) for t in stream]
+    gold = read_examples([str(idr / "lmr" / "*" / "dev.jsonl")])
+    gold_texts = [e.text for e in gold]
+    gold_words = [split_words(t) for t in gold_texts]
+    rows: list[dict[str, Any]] = []
+    for label, runtime, bucket in VARIANTS:
+        if a.variants and label not in a.variants and runtime not in a.variants:
+            continue
+        ex = load_extractor(a.model, runtime=runtime, threads=a.threads)
+        ex.predict_words(stream_words[:32], stream[:32], batch_size=a.batch_size)  # warm-up
+        t = time.perf_counter()
+        ex.predict_words(stream_words, stream, batch_size=a.batch_size, sort_by_length=bucket)
+        secs = time.perf_counter() - t
+        preds = ex.predict_words(gold_words, gold_texts, batch_size=a.batch_size, sort_by_length=bucket)
+        sc = SpanScorer()
+        for e, p in zip(gold, preds, strict=True):
+            sc.add(e.text, e.spans, p)
+        r = sc.result()
+        rows.append({"variant": label, "posts_per_s": round(len(stream) / secs, 1), "f1": r["f1"], "precision": r["precision"], "recall": r["recall"]})
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]
+    for r in rows:
+        r["speedup"] = round(r["posts_per_s"] / base["posts_per_s"], 2)
+        r["f1_delta"] = round(r["f1"] - base["f1"], 4)
+    if a.json:
+        print(json.dumps({"model": a.model, "batch_size": a.batch_size, "threads": torch.get_num_threads(), "rows": rows}))
+        return
+    print(f"\nmodel {a.model}, batch {a.batch_size}, torch threads {torch.get_num_threads()}, "
+          f"{len(stream)} unlabeled posts for speed, {len(gold)} dev posts for F1")
+    print(f"{'variant':<18} {'posts/s':>8} {'speed-up':>9} {'F1':>7} {'ΔF1':>8}")
+    for r in rows:
+        print(f"{r['variant']:<18} {r['posts_per_s']:>8} {r['speedup']:>8}x {r['f1']:>7.4f} {r['f1_delta']:>+8.4f}")
+
+
+if __name__ == "__main__":
+    main()
