@@ -25,12 +25,12 @@ demo: setup  ## broker + model + worker + sample stream, end to end, offline
 	$(BIN)/python -m worker.demo
 
 test: setup  ## the whole test suite (CI runs exactly this)
-	$(BIN)/ruff check lmr trainer worker geocode tests bench
+	$(BIN)/ruff check lmr trainer worker geocode tests bench docker
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests
 
 lint: setup
-	$(BIN)/ruff check lmr trainer worker geocode tests bench
+	$(BIN)/ruff check lmr trainer worker geocode tests bench docker
 	$(BIN)/mypy
 
 clean:
