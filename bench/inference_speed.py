@@ -8,6 +8,7 @@ PyTorch inference (posts in arrival order, GLiNER's own forward pass). Variants:
 
 * ``torch+bucket``: the same, posts sorted by length inside the benchmark window (less padding);
 * ``fused``: bucketing + the fused span head (exact; see trainer/fast.py);
+* ``fused-bf16``: + the encoder under bfloat16 autocast;
 * ``fused-int8``: + torch dynamic int8 encoder;
 * ``onnx``: bucketing + fused head + ONNX Runtime encoder;
 * ``onnx-int8``: + ONNX Runtime dynamic int8 encoder.
@@ -32,6 +33,7 @@ VARIANTS = [
     ("torch (baseline)", "torch", False),
     ("torch+bucket", "torch", True),
     ("fused", "fused", True),
+    ("fused-bf16", "fused-bf16", True),
     ("fused-int8", "fused-int8", True),
     ("onnx", "onnx", True),
     ("onnx-int8", "onnx-int8", True),
@@ -69,17 +71,29 @@ def main() -> None:
         for e, p in zip(gold, preds, strict=True):
             sc.add(e.text, e.spans, p)
         r = sc.result()
-        rows.append({"variant": label, "posts_per_s": round(len(stream) / secs, 1), "f1": r["f1"], "precision": r["precision"], "recall": r["recall"]})
+        rows.append(
+            {
+                "variant": label,
+                "posts_per_s": round(len(stream) / secs, 1),
+                "f1": r["f1"],
+                "precision": r["precision"],
+                "recall": r["recall"],
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]
     for r in rows:
         r["speedup"] = round(r["posts_per_s"] / base["posts_per_s"], 2)
         r["f1_delta"] = round(r["f1"] - base["f1"], 4)
     if a.json:
-        print(json.dumps({"model": a.model, "batch_size": a.batch_size, "threads": torch.get_num_threads(), "rows": rows}))
+        print(
+            json.dumps({"model": a.model, "batch_size": a.batch_size, "threads": torch.get_num_threads(), "rows": rows})
+        )
         return
-    print(f"\nmodel {a.model}, batch {a.batch_size}, torch threads {torch.get_num_threads()}, "
-          f"{len(stream)} unlabeled posts for speed, {len(gold)} dev posts for F1")
+    print(
+        f"\nmodel {a.model}, batch {a.batch_size}, torch threads {torch.get_num_threads()}, "
+        f"{len(stream)} unlabeled posts for speed, {len(gold)} dev posts for F1"
+    )
     print(f"{'variant':<18} {'posts/s':>8} {'speed-up':>9} {'F1':>7} {'ΔF1':>8}")
     for r in rows:
         print(f"{r['variant']:<18} {r['posts_per_s']:>8} {r['speedup']:>8}x {r['f1']:>7.4f} {r['f1_delta']:>+8.4f}")

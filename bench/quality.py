@@ -72,7 +72,10 @@ def main() -> None:
     print(f"{len(examples)} posts, {rows[next(iter(rows))]['n_gold']} gold mentions ({', '.join(data)})")
     print(f"{'system':<48} {'P':>7} {'R':>7} {'F1':>7} {'ovF1':>7} {'WER':>7} {'sec':>6}")
     for k, v in rows.items():
-        print(f"{k:<48} {v['precision']:>7.4f} {v['recall']:>7.4f} {v['f1']:>7.4f} {v['overlap_f1']:>7.4f} {v['wer']:>7.4f} {v['seconds']:>6}")
+        print(
+            f"{k:<48} {v['precision']:>7.4f} {v['recall']:>7.4f} {v['f1']:>7.4f} "
+            f"{v['overlap_f1']:>7.4f} {v['wer']:>7.4f} {v['seconds']:>6}"
+        )
     types = sorted({t for v in rows.values() for t in v["recall_by_type"]})
     print("\nrecall by type: " + " | ".join(rows))
     for t in types:

@@ -56,3 +56,28 @@ def test_bad_config_files(tmp_path: Path) -> None:
 def test_redact_hides_secrets_only() -> None:
     out = redact({"sasl_password": "hunter2", "wandb_api_key": "k", "ssl_key_file": "/k.pem", "batch_size": 8})
     assert out == {"sasl_password": "***", "wandb_api_key": "***", "ssl_key_file": "/k.pem", "batch_size": 8}
+
+
+def test_presets_fill_only_what_the_user_did_not_set() -> None:
+    from trainer.settings import TrainSettings
+
+    s = TrainSettings.from_params({"train": ["x.jsonl"]}, set())
+    assert s.preset == "seed" and s.learning_rate == 1e-6 and s.lr_scheduler == "constant" and s.epochs == 5
+    f = TrainSettings.from_params({"train": ["x.jsonl"], "encoder": "/enc", "learning_rate": 3e-5}, {"learning_rate"})
+    assert f.preset == "fresh" and f.learning_rate == 3e-5 and f.others_lr == 1e-4 and f.lr_scheduler == "linear"
+    with pytest.raises(ConfigError, match="No training data"):
+        TrainSettings.from_params({}, set())
+    with pytest.raises(ConfigError, match="max-width"):
+        TrainSettings.from_params({"train": ["x"], "max_width": "wide"}, set())
+
+
+def test_trainer_config_file_keys_equal_flags(tmp_path: Path) -> None:
+    from trainer.cli import main
+
+    f = tmp_path / "train.yaml"
+    f.write_text("train: [nowhere.jsonl]\nencoder: /no/such/encoder\nlr: 1\n")
+    res = CliRunner().invoke(main, ["run", "--config", str(f)])
+    assert res.exit_code != 0 and "unknown keys lr" in res.output
+    f.write_text("train: [nowhere.jsonl]\nlearning-rate: 0.001\n")
+    res = CliRunner().invoke(main, ["run", "--config", str(f)])
+    assert res.exit_code != 0 and "No data file matches nowhere.jsonl" in res.output

@@ -46,3 +46,13 @@ def test_runtime_choice() -> None:
         resolve_runtime("tensorrt")
     with pytest.raises(ConfigError, match="CPU only"):
         resolve_runtime("onnx", "cuda:0")
+
+
+def test_batches_respect_size_and_token_budget() -> None:
+    from trainer.model import _batches
+
+    lengths = [5, 5, 10, 10, 40]
+    assert _batches([0, 1, 2, 3, 4], lengths, 3, 0) == [[0, 1, 2], [3, 4]]
+    groups = _batches([0, 1, 2, 3, 4], lengths, 8, 30)
+    assert sorted(i for g in groups for i in g) == [0, 1, 2, 3, 4]
+    assert all(len(g) * max(lengths[i] for i in g) <= 30 or len(g) == 1 for g in groups)

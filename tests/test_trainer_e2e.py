@@ -32,6 +32,7 @@ def test_published_layout_and_manifest(tiny_model: Path) -> None:
     assert all(len(f["sha256"]) == 64 for f in man["files"].values())
     card = (v / "README.md").read_text()
     assert "## Evaluation" in card and "sha256" in card and "CC BY 4.0" in card
+    assert "default runtime" in card and "max_width" in card
     assert json.loads((v / "lmr.json").read_text())["case_markers"] is True  # MiniLM is uncased
 
 

@@ -12,9 +12,9 @@ import click
 from lmr import logs
 from lmr.config import config_option, option
 from lmr.errors import LmrError
+from trainer.fast import RUNTIMES
 
-
-RUNTIME_CHOICES = ["auto", "torch", "fused", "fused-int8", "onnx", "onnx-int8"]
+RUNTIME_CHOICES = ["auto", *RUNTIMES]
 RUNTIME_HELP = "Inference runtime (auto = the measured fastest for the device; torch = plain GLiNER)."
 
 
@@ -73,6 +73,12 @@ def main(log_level: str, log_format: str) -> None:
 @option("--batch-size", type=int, default=None)
 @option("--eval-batch-size", type=int, default=32, show_default=True)
 @option("--grad-accum", type=int, default=1, show_default=True, help="Gradient accumulation steps.")
+@option(
+    "--group-by-length/--no-group-by-length",
+    default=True,
+    show_default=True,
+    help="Batch posts of similar length together (less padding, faster steps).",
+)
 @option("--epochs", type=float, default=None)
 @option("--max-steps", type=int, default=-1, show_default=True, help="Stop after this many steps (-1: use --epochs).")
 @option("--lr-scheduler", default=None, help="constant, linear, cosine, ...")

@@ -9,8 +9,9 @@ Two independent speed-ups, selectable at load time (``runtime=``):
   ``A = W1a · relu(s) + b1`` and ``B = W1b · relu(e)``. Per span this costs 4D additions and 4D
   multiply-adds per label instead of 12·D² multiply-adds: the span head, half of the plain
   model's CPU time, almost vanishes. The result is exact up to float rounding.
-* **Encoder runtime**: ``torch`` (as trained), ``int8`` (torch dynamic int8 quantisation of the
-  encoder's linear layers), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime) or
+* **Encoder runtime**: ``torch`` (as trained), ``bf16`` (the encoder under bfloat16 autocast:
+  fast where the CPU has bf16 instructions, e.g. AVX512-BF16/AMX), ``int8`` (torch dynamic int8
+  quantisation of the encoder's linear layers), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime) or
   ``onnx-int8`` (the same, dynamically quantised by ONNX Runtime).
 """
 
@@ -26,7 +27,7 @@ from lmr.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("torch", "fused", "fused-int8", "onnx", "onnx-int8")
+RUNTIMES = ("torch", "fused", "fused-bf16", "fused-int8", "onnx", "onnx-int8")
 # The fastest runtime whose exact-span F1 stays within 0.005 of plain torch (bench/inference_speed.py).
 DEFAULT_CPU_RUNTIME = "onnx"
 DEFAULT_GPU_RUNTIME = "fused"
@@ -38,7 +39,7 @@ def resolve_runtime(runtime: str, device: str = "cpu") -> str:
         return DEFAULT_GPU_RUNTIME if device.startswith("cuda") else DEFAULT_CPU_RUNTIME
     if runtime not in RUNTIMES:
         raise ConfigError(f"Unknown runtime {runtime!r}.", f"use auto or one of: {', '.join(RUNTIMES)}.")
-    if device.startswith("cuda") and runtime.startswith(("onnx", "fused-int8")):
+    if device.startswith("cuda") and runtime.startswith(("onnx", "fused-int8", "fused-bf16")):
         raise ConfigError(f"Runtime {runtime!r} runs on the CPU only.", "use --runtime fused or torch on a GPU.")
     return runtime
 
@@ -130,7 +131,11 @@ class OnnxEncoder:
                 str(path),
                 input_names=["input_ids", "attention_mask"],
                 output_names=["hidden"],
-                dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}, "hidden": {0: "b", 1: "t"}},
+                dynamic_axes={
+                    "input_ids": {0: "b", 1: "t"},
+                    "attention_mask": {0: "b", 1: "t"},
+                    "hidden": {0: "b", 1: "t"},
+                },
                 opset_version=17,
                 dynamo=False,
             )
@@ -138,7 +143,7 @@ class OnnxEncoder:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             qpath = path.with_name("encoder.int8.onnx")
-            quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8, per_channel=True)
             path = qpath
         opts = ort.SessionOptions()
         if threads:
@@ -149,9 +154,9 @@ class OnnxEncoder:
     def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
         import torch
 
-        out = self.session.run(
-            ["hidden"], {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
-        )[0]
+        out = self.session.run(["hidden"], {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})[
+            0
+        ]
         return torch.from_numpy(out)
 
 
@@ -166,7 +171,10 @@ class FastEngine:
         self.runtime = runtime
         self.core = model.model
         if type(self.core).__name__ != "UniEncoderSpanModel":
-            raise ModelError(f"Fast inference supports uni-encoder span GLiNER models, not {type(self.core).__name__}.", "load with runtime='torch'.")
+            raise ModelError(
+                f"Fast inference supports uni-encoder span GLiNER models, not {type(self.core).__name__}.",
+                "load with runtime='torch'.",
+            )
         self.head = _fused_head(self.core).eval()
         self.encoder = self.core.token_rep_layer
         self._onnx: OnnxEncoder | None = None
@@ -174,12 +182,19 @@ class FastEngine:
             self.encoder = torch.ao.quantization.quantize_dynamic(self.encoder, {torch.nn.Linear}, dtype=torch.qint8)
         elif runtime in ("onnx", "onnx-int8"):
             if getattr(self.encoder, "projection", None) is not None:
-                raise ModelError("ONNX runtime does not support encoders with a projection layer.", "use runtime='fused'.")
+                raise ModelError(
+                    "ONNX runtime does not support encoders with a projection layer.", "use runtime='fused'."
+                )
             self._onnx = OnnxEncoder(self.encoder.bert_layer, quantize=runtime == "onnx-int8", threads=threads)
 
     def _token_embeds(self, input_ids: Any, attention_mask: Any) -> Any:
+        import torch
+
         if self._onnx is not None:
             return self._onnx(input_ids, attention_mask)
+        if self.runtime == "fused-bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.encoder(input_ids, attention_mask).float()
         return self.encoder(input_ids, attention_mask)
 
     def __call__(self, batch: dict[str, Any]) -> FastOutput:

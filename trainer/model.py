@@ -197,8 +197,13 @@ class Extractor:
         threshold: float | None = None,
         batch_size: int = 16,
         sort_by_length: bool = True,
+        token_budget: int = 0,
     ) -> list[list[Mention]]:
-        """Predict on pre-split posts; batches are formed from posts of similar length (less padding)."""
+        """Predict on pre-split posts; batches are formed from posts of similar length (less padding).
+
+        ``token_budget`` > 0 also caps each batch at that many padded words (batch size by token
+        budget, for GPUs); ``batch_size`` stays the upper bound on posts per batch.
+        """
         import torch
 
         thr = self.spec.threshold if threshold is None else threshold
@@ -206,8 +211,7 @@ class Extractor:
         order = [i for i in range(len(texts)) if words_list[i]]
         if sort_by_length:
             order.sort(key=lambda i: len(words_list[i]))
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
+        for idx in _batches(order, [len(w) for w in words_list], batch_size, token_budget):
             input_x = [
                 {"tokenized_text": model_tokens(words_list[i], self.spec.case_markers), "ner": None} for i in idx
             ]
@@ -235,20 +239,40 @@ class Extractor:
         return self.predict_words([split_words(t) for t in texts], texts, threshold=threshold, batch_size=batch_size)
 
 
+def _batches(order: list[int], lengths: list[int], batch_size: int, token_budget: int) -> list[list[int]]:
+    """Consecutive groups of ``order``: at most ``batch_size`` posts and ``token_budget`` padded words."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
+    for i in order:
+        n = max(longest, lengths[i])
+        if cur and (len(cur) >= batch_size or (token_budget > 0 and n * (len(cur) + 1) > token_budget)):
+            out.append(cur)
+            cur, n = [], lengths[i]
+        cur.append(i)
+        longest = n
+    if cur:
+        out.append(cur)
+    return out
+
+
 def load_extractor(
     ref: str, *, verify_files: bool = True, map_location: str = "cpu", runtime: str = "torch", threads: int = 0
 ) -> Extractor:
     """Load a published model (checksums verified), a GLiNER directory, or a hub id.
 
     ``runtime`` picks the inference path (see :mod:`trainer.fast`): ``auto`` (the measured fastest
-    for the device), ``torch`` (plain GLiNER), ``fused``, ``fused-int8``, ``onnx`` or ``onnx-int8``.
+    for the device), ``torch`` (plain GLiNER), ``fused``, ``fused-bf16``, ``fused-int8``, ``onnx`` or ``onnx-int8``.
     ``map_location="cuda"`` runs on a GPU in bf16 where supported.
     """
     from trainer import registry
-
     from trainer.fast import resolve_runtime
 
     runtime = resolve_runtime(runtime, map_location)
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)  # process-wide: also the ONNX session's size below
     r = registry.resolve(ref)
     if r.kind == "version" and verify_files:
         registry.verify(Path(r.path))

@@ -54,6 +54,7 @@ class TrainSettings:
     batch_size: int = 8
     eval_batch_size: int = 32
     grad_accum: int = 1
+    group_by_length: bool = True  # length-grouped random batches: less padding per step
     epochs: float = 5.0
     max_steps: int = -1
     lr_scheduler: str = "constant"

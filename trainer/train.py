@@ -140,6 +140,20 @@ def _make_trainer_class() -> type:
         lmr_spec: ModelSpec
         lmr_best_by: str = "f1"
         lmr_eval_batch: int = 32
+        lmr_group_by_length: bool = False
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            ds = self.train_dataset if train_dataset is None else train_dataset
+            if not self.lmr_group_by_length or ds is None:
+                return super()._get_train_sampler(train_dataset)
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            # Megabatches of similar-length posts in random order: far less padding than uniform
+            # sampling (GLiNER's items carry words, not input_ids, so lengths are given here).
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=[len(r["tokenized_text"]) for r in ds],
+            )
 
         def evaluate(
             self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
@@ -292,6 +306,7 @@ def run(s: TrainSettings) -> RunResult:
     )
     trainer.lmr_eval, trainer.lmr_spec, trainer.lmr_best_by = eval_ex, spec, s.best_by
     trainer.lmr_eval_batch = s.eval_batch_size
+    trainer.lmr_group_by_length = s.group_by_length
     resume: str | bool | None = None
     if s.resume:
         resume = True if s.resume == "last" else s.resume
@@ -335,6 +350,18 @@ def run(s: TrainSettings) -> RunResult:
         "transformers": transformers.__version__,
     }
 
+    from trainer.fast import DEFAULT_CPU_RUNTIME, DEFAULT_GPU_RUNTIME, RUNTIMES
+
+    inference_info = {
+        "max_width (words per span)": int(model.config.max_width),
+        "max_len (words per window)": int(model.config.max_len),
+        "case markers": case,
+        "flat NER": spec.flat_ner,
+        "runtimes (chosen at load time: --runtime)": ", ".join(RUNTIMES),
+        "default runtime": f"{DEFAULT_CPU_RUNTIME} on CPU, {DEFAULT_GPU_RUNTIME} on CUDA",
+        "batching": "posts sorted by length inside each batch; optional token budget per batch",
+    }
+
     def write(d: Path) -> None:
         model.save_pretrained(str(d), safe_serialization=True)
         spec.save(d)
@@ -350,6 +377,7 @@ def run(s: TrainSettings) -> RunResult:
             data=data_info,
             metrics=metrics,
             training=train_info,
+            inference=inference_info,
         ).save(d)
 
     published = registry.publish(

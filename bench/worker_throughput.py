@@ -1,0 +1,297 @@
+"""Worker throughput benchmark: the worker through Kafka vs the model alone vs a naive loop, in one run.
+
+    python bench/worker_throughput.py --model registry/lmr-location [--posts 2000] [--batch-size 32]
+
+Same model, runtime, inference batch size and posts (IDRISI ``lmr/*/test_unlabeled.jsonl``) for:
+
+* **ceiling**: the model alone, ``Extractor.predict`` over the posts in batches (no Kafka, no JSON);
+* **worker**: ``lmr-worker run`` in its own process against the embedded broker; the posts are
+  produced as one backlog once the worker is ready, and the clock runs from the first send until the
+  last enriched event is read back;
+* **naive**: a per-message loop (poll one post, predict it alone, produce, flush, commit) on a
+  subset (``--naive-posts``), as a script without batching would do;
+* **latency**: posts produced at a steady rate (``--rate``, default half the worker's throughput)
+  for ``--latency-seconds``; p50/p99 of (event read back - post sent) per post.
+
+* **scale-out** (``--scale-workers N``): N worker processes in one consumer group, each with
+  ``cores / N`` threads, share the input partitions; throughput and each worker's share of events.
+
+Targets (issue 3): worker >= 0.9x ceiling and >= 5x naive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.common import REPO, unlabeled_posts
+from trainer.model import load_extractor
+from worker.broker import EmbeddedBroker, free_port
+
+PARTITIONS = 4
+
+
+def _reader(bootstrap: str, topic: str) -> KafkaConsumer:
+    c = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=200, fetch_max_wait_ms=50
+    )
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    return c
+
+
+def _read(c: KafkaConsumer, n: int, timeout_s: float, on_record: Any = None) -> int:
+    got = 0
+    deadline = time.monotonic() + timeout_s
+    while got < n and time.monotonic() < deadline:
+        for recs in c.poll(timeout_ms=100).values():
+            for r in recs:
+                got += 1
+                if on_record:
+                    on_record(r)
+    return got
+
+
+def _wait_ready(port: int, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the worker did not become ready")
+
+
+def _messages_in(port: int) -> int:
+    """A worker's ``lmr_worker_messages_in_total`` from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("lmr_worker_messages_in_total"):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--posts", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=32, help="worker micro-batch = inference batch")
+    ap.add_argument("--naive-posts", type=int, default=300)
+    ap.add_argument("--rate", type=float, default=0.0, help="steady input rate for latency (0 = half the worker's)")
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--scale-workers", type=int, default=0, help="also run N workers in one group (0 = skip)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    posts = [{"id": str(p.get("tweet_id", i)), "text": str(p["text"])} for i, p in enumerate(unlabeled_posts(a.posts))]
+    texts = [p["text"] for p in posts]
+    res: dict[str, Any] = {"posts": len(posts), "batch_size": a.batch_size, "model": a.model}
+
+    # 1. ceiling: the model alone
+    ex = load_extractor(a.model, runtime=a.runtime)
+    res["runtime"] = ex.runtime
+    ex.predict(texts[:64], batch_size=a.batch_size)
+    t = time.perf_counter()
+    ex.predict(texts, batch_size=a.batch_size)
+    res["ceiling_posts_s"] = round(len(texts) / (time.perf_counter() - t), 1)
+    print(f"ceiling (model alone): {res['ceiling_posts_s']} posts/s", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(log_file=Path(tmp) / "broker.log") as broker:
+        for topic in ("bench.in", "bench.out", "naive.in", "naive.out", "scale.in", "scale.out"):
+            broker.create_topic(topic, PARTITIONS)
+        broker.create_topic("bench.dlq", 1)
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5, batch_size=65536)
+
+        # 2. the worker through Kafka, in its own process
+        def start_worker(
+            inp: str, out: str, group: str, log: Path, threads: int = 0
+        ) -> tuple[subprocess.Popen[bytes], int]:
+            port = free_port()
+            cmd = [
+                sys.executable,
+                "-m",
+                "worker.cli",
+                "run",
+                "--bootstrap-servers",
+                broker.bootstrap,
+                "--input-topic",
+                inp,
+                "--output-topic",
+                out,
+                "--dlq-topic",
+                "bench.dlq",
+                "--group-id",
+                group,
+                "--model",
+                a.model,
+                "--runtime",
+                a.runtime,
+                "--batch-size",
+                str(a.batch_size),
+                "--inference-batch-size",
+                str(a.batch_size),
+                "--max-wait-ms",
+                "50",
+                "--metrics-port",
+                str(port),
+                "--threads",
+                str(threads),
+            ]
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+            with log.open("ab") as f:
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            _wait_ready(port)
+            return proc, port
+
+        proc, _ = start_worker("bench.in", "bench.out", "bench", Path(tmp) / "worker.log")
+        try:
+            reader = _reader(broker.bootstrap, "bench.out")
+            t = time.perf_counter()
+            for p in posts:
+                producer.send("bench.in", key=p["id"].encode(), value=json.dumps(p).encode())
+            producer.flush()
+            got = _read(reader, len(posts), 600)
+            wall = time.perf_counter() - t
+            reader.close()
+            res["worker_posts_s"] = round(got / wall, 1)
+            res["worker_events"] = got
+            print(f"worker through Kafka: {res['worker_posts_s']} posts/s ({got} events)", flush=True)
+
+            # 4. latency at a steady rate (same worker process, fresh topics would need a restart: reuse it)
+            rate = a.rate or max(1.0, res["worker_posts_s"] / 2)
+            lat: list[float] = []
+            sent_at: dict[str, float] = {}
+            reader = _reader(broker.bootstrap, "bench.out")
+            _read(reader, got, 60)  # skip the backlog's events
+            n_lat = int(rate * a.latency_seconds)
+            t0 = time.perf_counter()
+            for i in range(n_lat):
+                p = dict(posts[i % len(posts)])
+                p["id"] = f"lat-{i}"
+                target = t0 + i / rate
+                while time.perf_counter() < target:
+                    _read(
+                        reader,
+                        10**9,
+                        0.0,
+                        lambda r: lat.append(time.perf_counter() - sent_at[json.loads(r.value)["id"]]),
+                    )
+                    time.sleep(0.001)
+                sent_at[p["id"]] = time.perf_counter()
+                producer.send("bench.in", key=p["id"].encode(), value=json.dumps(p).encode())
+                producer.flush()
+            _read(
+                reader,
+                n_lat - len(lat),
+                60,
+                lambda r: lat.append(time.perf_counter() - sent_at[json.loads(r.value)["id"]]),
+            )
+            reader.close()
+            lat.sort()
+            if lat:
+                res["latency_rate_posts_s"] = round(rate, 1)
+                res["latency_p50_ms"] = round(1000 * statistics.median(lat), 1)
+                res["latency_p99_ms"] = round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)
+                print(
+                    f"latency at {rate:.0f} posts/s: p50 {res['latency_p50_ms']} ms, p99 {res['latency_p99_ms']} ms",
+                    flush=True,
+                )
+        finally:
+            proc.terminate()
+            proc.wait(60)
+
+        # 3. naive per-message loop
+        sub = posts[: a.naive_posts]
+        for p in sub:
+            producer.send("naive.in", key=p["id"].encode(), value=json.dumps(p).encode())
+        producer.flush()
+        consumer = KafkaConsumer(
+            "naive.in",
+            bootstrap_servers=broker.bootstrap,
+            group_id="naive",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=1,
+        )
+        done = 0
+        t = time.perf_counter()
+        deadline = time.monotonic() + 600
+        while done < len(sub) and time.monotonic() < deadline:
+            for recs in consumer.poll(timeout_ms=200, max_records=1).values():
+                for r in recs:
+                    post = json.loads(r.value)
+                    ms = ex.predict([post["text"]], batch_size=1)[0]
+                    post["locations"] = [m.to_dict() for m in ms]
+                    producer.send("naive.out", key=r.key, value=json.dumps(post).encode())
+                    producer.flush()
+                    consumer.commit()
+                    done += 1
+        res["naive_posts_s"] = round(done / (time.perf_counter() - t), 1)
+        consumer.close()
+        producer.close()
+        print(f"naive per-message loop: {res['naive_posts_s']} posts/s ({done} posts)", flush=True)
+
+        # 5. scale-out: N workers in one group split the partitions
+        if a.scale_workers > 1:
+            n = a.scale_workers
+            threads = max(1, (os.cpu_count() or 2) // n)
+            started = [
+                start_worker("scale.in", "scale.out", "scale", Path(tmp) / f"scale-{i}.log", threads) for i in range(n)
+            ]
+            per_worker: list[int] = []
+            try:
+                time.sleep(8)  # let the group settle on an assignment
+                reader = _reader(broker.bootstrap, "scale.out")
+                producer2 = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+                t = time.perf_counter()
+                for p in posts:
+                    producer2.send("scale.in", key=p["id"].encode(), value=json.dumps(p).encode())
+                producer2.flush()
+                producer2.close()
+                got = _read(reader, len(posts), 600)
+                wall = time.perf_counter() - t
+                reader.close()
+                per_worker = [_messages_in(port) for _, port in started]
+            finally:
+                for pr, _ in started:
+                    pr.terminate()
+                for pr, _ in started:
+                    pr.wait(60)
+            res["scale_workers"] = n
+            res["scale_threads_per_worker"] = threads
+            res["scale_posts_s"] = round(got / wall, 1)
+            res["scale_messages_per_worker"] = per_worker
+            print(
+                f"{n} workers x {threads} threads in one group: {res['scale_posts_s']} posts/s "
+                f"({got} events; messages per worker {per_worker})",
+                flush=True,
+            )
+
+    res["worker_vs_ceiling"] = round(res["worker_posts_s"] / res["ceiling_posts_s"], 3)
+    res["worker_vs_naive"] = round(res["worker_posts_s"] / res["naive_posts_s"], 2)
+    if a.json:
+        print(json.dumps(res))
+        return
+    print(
+        f"\nworker/ceiling = {res['worker_vs_ceiling']} (target >= 0.9), worker/naive = {res['worker_vs_naive']}x "
+        f"(target >= 5x); runtime {res['runtime']}, batch {a.batch_size}, {len(posts)} posts"
+    )
+
+
+if __name__ == "__main__":
+    main()

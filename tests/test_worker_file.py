@@ -1,0 +1,191 @@
+"""File mode (same pipeline, no Kafka), evaluation, long-post chunking and secrets in logs, with the tiny real model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import tiny_idrisi_records
+from worker.app import Worker
+from worker.cli import main
+from worker.events import load_schema
+from worker.extract import ExtractStage
+from worker.models import ModelManager
+from worker.parse import Message, Post
+from worker.pipeline import Pipeline, PipelineOptions, messages_from_jsonl, run_messages
+from worker.settings import WorkerSettings
+
+
+@pytest.fixture(scope="module")
+def extractor(tiny_model: Path) -> Any:
+    from trainer.model import load_extractor
+
+    return load_extractor(str(tiny_model))
+
+
+def test_file_mode_and_evaluate(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps(r) for r in tiny_idrisi_records()] + ["not json", json.dumps({"id": "x", "text": ""})]
+    src.write_text("\n".join(lines) + "\n")
+    out, dlq = tmp_path / "out.jsonl", tmp_path / "dlq.jsonl"
+    runner = CliRunner()
+    args = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--source",
+        f"file:{src}",
+        "--sink",
+        f"file:{out}",
+        "--dlq",
+        f"file:{dlq}",
+    ]
+    res = runner.invoke(main, [*args, "--threshold", "0.05"])
+    assert res.exit_code == 0, res.output
+    events = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(events) == len(tiny_idrisi_records())
+    schema = load_schema()
+    for ev, rec in zip(events, tiny_idrisi_records(), strict=True):
+        jsonschema.validate(ev, schema)
+        assert ev["tweet_id"] == rec["tweet_id"] and ev["location_mentions"] == rec["location_mentions"]
+        assert ev["lmr"]["source"]["topic"] == f"file:{src}"
+        for loc in ev["locations"]:
+            assert ev["text"][loc["start"] : loc["end"]] == loc["text"]
+    dead = [json.loads(x) for x in dlq.read_text().splitlines()]
+    assert [d["lmr.error.reason"] for d in dead] == ["not_json", "empty_text"]
+    assert dead[0]["value"] == "not json" and dead[0]["lmr.source.offset"] == str(len(lines) - 2)
+
+    res = runner.invoke(main, ["evaluate", str(out), str(tiny_data), "--json"])
+    assert res.exit_code == 0, res.output
+    score = json.loads(res.output)
+    assert score["n_posts"] == len(tiny_idrisi_records()) and score["missing_posts"] == 0
+    assert score["n_pred"] == sum(len(e["locations"]) for e in events)
+    assert score["n_gold"] == sum(len(r["location_mentions"]) for r in tiny_idrisi_records())  # type: ignore[arg-type, misc]
+    assert 0.0 <= score["f1"] <= 1.0 and score["models"] == ["tiny@v1"]
+    res = runner.invoke(main, ["evaluate", str(out), str(tiny_data)])
+    assert res.exit_code == 0 and "F1" in res.output and "WER" in res.output
+    res = runner.invoke(main, ["evaluate", str(src), str(tiny_data)])
+    assert res.exit_code != 0 and "not an enriched event" in res.output
+
+
+def test_runtime_flag_picks_the_inference_path_with_identical_spans(tiny_model: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in tiny_idrisi_records()) + "\n")
+    spans: dict[str, list[list[tuple[int, int]]]] = {}
+    for runtime in ("torch", "fused", "onnx"):
+        out = tmp_path / f"{runtime}.jsonl"
+        args = ["run", "--model", str(tiny_model), "--source", f"file:{src}", "--sink", f"file:{out}"]
+        res = CliRunner().invoke(main, [*args, "--threshold", "0.05", "--runtime", runtime])
+        assert res.exit_code == 0, res.output
+        events = [json.loads(x) for x in out.read_text().splitlines()]
+        spans[runtime] = [[(loc["start"], loc["end"]) for loc in e["locations"]] for e in events]
+        assert {e["lmr"]["runtime"] for e in events} == {runtime}
+    assert any(spans["torch"]), "the tiny model should predict something at threshold 0.05"
+    assert spans["fused"] == spans["torch"] and spans["onnx"] == spans["torch"]
+    res = CliRunner().invoke(main, ["run", "--model", str(tiny_model), "--runtime", "tensorrt"])
+    assert res.exit_code != 0 and "tensorrt" in res.output
+
+
+def test_long_posts_are_chunked_with_exact_offsets(tiny_model: Path, extractor: Any) -> None:
+    base = "Flooding reported in Houston, Texas tonight. Evacuations near Victoria and Beaumont. "
+    text = base * 12  # ~150 words
+    msgs = [Message(json.dumps({"id": "long", "text": text}).encode(), "t", 0, 0)]
+    models = ModelManager(str(tiny_model), extractor=extractor)
+    whole = Pipeline(models, extract=ExtractStage(threshold=0.05), options=PipelineOptions(keep_events=True))
+    chunked = Pipeline(
+        models,
+        extract=ExtractStage(threshold=0.05, chunk_words=24, chunk_overlap=6),
+        options=PipelineOptions(keep_events=True),
+    )
+    capped = Pipeline(
+        models,
+        extract=ExtractStage(threshold=0.05, chunk_words=24, chunk_overlap=6, max_chunks=2),
+        options=PipelineOptions(keep_events=True),
+    )
+    ev_whole = whole.process(msgs).events[0]
+    ev = chunked.process(msgs).events[0]
+    ev_cap = capped.process(msgs).events[0]
+    assert ev_whole["lmr"]["chunks"] == 1 and not ev_whole["lmr"]["truncated"]
+    assert ev["lmr"]["chunks"] > 5 and not ev["lmr"]["truncated"]
+    assert ev_cap["lmr"]["chunks"] == 2 and ev_cap["lmr"]["truncated"]
+    locs = ev["locations"]
+    assert locs, "threshold 0.05 should find mentions"
+    spans = [(x["start"], x["end"]) for x in locs]
+    assert spans == sorted(spans) and len(set(spans)) == len(spans)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), "merged mentions do not overlap"
+    for x in locs:
+        assert text[x["start"] : x["end"]] == x["text"]
+    assert max(x["end"] for x in locs) > len(text) // 2, "mentions are found beyond the first window"
+    assert max(x["end"] for x in ev_cap["locations"]) <= len(" ".join(text.split()[:60])) + 20
+
+
+def test_pipeline_runs_in_process_for_benchmarks(tiny_model: Path, extractor: Any) -> None:
+    lines = [json.dumps({"id": i, "text": f"Storm hits Miami, Florida, update {i}"}) for i in range(20)] + ["oops"]
+    pipe = Pipeline(ModelManager(str(tiny_model), extractor=extractor))
+    stats = run_messages(pipe, messages_from_jsonl(lines), batch_size=8)
+    assert stats["messages"] == 21 and stats["outputs"] == 20 and stats["dlq"] == 1
+    assert stats["posts_per_s"] > 0
+
+
+def test_on_processing_error_false_stops_without_commit(tiny_model: Path, extractor: Any, tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"id": 1, "text": "Rain in Houston"}) + "\nnot json\n" + json.dumps({"id": 2, "text": "x"}) + "\n"
+    )
+    s = WorkerSettings(
+        model=str(tiny_model), source=f"file:{src}", sink=f"file:{tmp_path / 'out.jsonl'}", batch_size=10
+    )
+    seen: list[tuple[str, int]] = []
+
+    def strict(exc: BaseException, message: Message, logger: logging.Logger) -> bool:
+        seen.append((type(exc).__name__, message.offset))
+        return False
+
+    w = Worker(s, models=ModelManager(str(tiny_model), extractor=extractor), on_processing_error=strict)
+    assert w.run() == 1
+    assert seen == [("DataError", 1)]
+    assert w.committed == {} and not (tmp_path / "out.jsonl").read_text()
+
+
+def test_worker_logs_never_show_the_sasl_password(
+    tiny_model: Path, extractor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "hunter2-very-secret-77"
+    monkeypatch.setenv("LMR_SASL_PASSWORD", secret)
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": 1, "text": "Rain in Houston"}) + "\n")
+    s = WorkerSettings.from_params(
+        {
+            "model": str(tiny_model),
+            "source": f"file:{src}",
+            "sink": f"file:{tmp_path / 'o.jsonl'}",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "PLAIN",
+            "sasl_username": "lmr",
+        }
+    )
+    with caplog.at_level(logging.DEBUG):
+        assert Worker(s, models=ModelManager(str(tiny_model), extractor=extractor)).run() == 0
+    assert "worker settings" in caplog.text and "sasl_username" in caplog.text
+    assert secret not in caplog.text
+    assert secret not in repr(s)
+
+
+def test_post_ids_become_output_keys(tiny_model: Path, extractor: Any) -> None:
+    pipe = Pipeline(ModelManager(str(tiny_model), extractor=extractor))
+    r = pipe.process(
+        [
+            Message(b'{"id": 5, "text": "Rain in Houston"}', "t", 0, 0),
+            Message(b'{"id": 6, "text": "Rain in Houston"}', "t", 0, 1, key=b"given"),
+            Message(b'{"text": "Rain in Houston"}', "t", 0, 2),
+        ]
+    )
+    assert [o.key for o in r.outputs] == [b"5", b"given", None]
+    assert isinstance(Post, type)

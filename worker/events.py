@@ -1,0 +1,93 @@
+"""Output records: enriched events and dead-letter records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lmr.mentions import Mention
+from worker.parse import Message, Post, Rejected
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).parent / "schema" / "enriched-event.v1.json"
+
+H_REASON = "lmr.error.reason"
+H_MESSAGE = "lmr.error.message"
+H_TOPIC = "lmr.source.topic"
+H_PARTITION = "lmr.source.partition"
+H_OFFSET = "lmr.source.offset"
+
+
+def load_schema() -> dict[str, Any]:
+    """The published JSON schema of enriched events."""
+    data: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """A record to produce (to the output topic or the DLQ)."""
+
+    value: bytes
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    source: Message
+    timestamp_ms: int | None = None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_event(
+    post: Post,
+    mentions: list[Mention],
+    geo: list[dict[str, Any] | None],
+    *,
+    model_id: str,
+    runtime: str | None = None,
+    truncated: bool = False,
+    chunks: int = 1,
+    processed_at: str | None = None,
+) -> dict[str, Any]:
+    """The enriched event: original fields + ``locations`` + ``lmr`` metadata."""
+    m = post.message
+    locations = [{**mention.to_dict(), "geo": g} for mention, g in zip(mentions, geo, strict=True)]
+    meta: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "model": model_id,
+        "processed_at": processed_at or now_iso(),
+        "text_field": post.text_field,
+        "truncated": truncated,
+        "chunks": chunks,
+        "source": {"topic": m.topic, "partition": m.partition, "offset": m.offset},
+    }
+    if runtime:
+        meta["runtime"] = runtime
+    return {**post.fields, "locations": locations, "lmr": meta}
+
+
+def event_record(post: Post, event: dict[str, Any]) -> OutRecord:
+    """Output key = input key, else the post id (so consumers can de-duplicate); input headers kept."""
+    m = post.message
+    key = m.key if m.key is not None else (post.id.encode("utf-8") if post.id is not None else None)
+    value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return OutRecord(value, key, m.headers, m, m.timestamp_ms)
+
+
+def dlq_record(rej: Rejected) -> OutRecord:
+    """The original bytes, unchanged, with the reason and the source position in headers."""
+    m = rej.message
+    err = rej.error[:2000]
+    headers = (
+        *[(k, v) for k, v in m.headers if not k.startswith("lmr.error.") and not k.startswith("lmr.source.")],
+        (H_REASON, rej.reason.encode()),
+        (H_MESSAGE, err.encode("utf-8", "replace")),
+        (H_TOPIC, m.topic.encode("utf-8")),
+        (H_PARTITION, str(m.partition).encode()),
+        (H_OFFSET, str(m.offset).encode()),
+    )
+    return OutRecord(m.value if m.value is not None else b"", m.key, headers, m, m.timestamp_ms)

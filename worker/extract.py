@@ -1,0 +1,175 @@
+"""Location extraction for a micro-batch: chunking of long posts, isolation of failing posts.
+
+Posts longer than the model's window are split on word boundaries into windows
+that overlap by ``overlap`` words; mentions come back with offsets into the
+original text (words carry their spans), duplicates from overlapping windows are
+merged, and where two windows disagree the span that does not touch a window
+edge (then the higher score) wins. A post is flagged ``truncated`` only when
+words were really left unread (more than ``max_chunks`` windows).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from lmr.mentions import Mention
+from lmr.words import Word, split_words
+from worker.parse import Post
+
+log = logging.getLogger(__name__)
+
+
+class ExtractorLike(Protocol):
+    """What the worker needs from :class:`trainer.model.Extractor`."""
+
+    name: str
+    version: str
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def max_words(self) -> int: ...
+
+    def predict_words(
+        self,
+        words_list: Sequence[Sequence[Word]],
+        texts: Sequence[str],
+        *,
+        threshold: float | None = None,
+        batch_size: int = 16,
+    ) -> list[list[Mention]]: ...
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Words ``[first, last)`` of a post, read by the model in one pass."""
+
+    words: list[Word]
+    first: int
+    last: int
+    n_words: int
+
+    def at_edge(self, m: Mention) -> bool:
+        """Whether ``m`` touches an inner window edge (it may be cut off there)."""
+        left = self.first > 0 and m.start <= self.words[0].start
+        right = self.last < self.n_words and m.end >= self.words[-1].end
+        return left or right
+
+
+def make_chunks(words: list[Word], window: int, overlap: int, max_chunks: int) -> tuple[list[Chunk], bool]:
+    """Windows over ``words``; returns the windows and whether some words were left unread."""
+    n = len(words)
+    if n <= window:
+        return [Chunk(words, 0, n, n)], False
+    step = max(1, window - overlap)
+    chunks: list[Chunk] = []
+    start = 0
+    while start < n and len(chunks) < max_chunks:
+        end = min(n, start + window)
+        chunks.append(Chunk(words[start:end], start, end, n))
+        if end == n:
+            break
+        start += step
+    return chunks, chunks[-1].last < n
+
+
+def merge_mentions(found: Sequence[tuple[Chunk, Mention]]) -> list[Mention]:
+    """Merge mentions from overlapping windows into one flat, non-overlapping, sorted list."""
+    best: dict[tuple[int, int], tuple[bool, Mention]] = {}
+    for chunk, m in found:
+        edge = chunk.at_edge(m)
+        key = (m.start, m.end)
+        old = best.get(key)
+        if old is None or (old[0], -old[1].score) > (edge, -m.score):
+            best[key] = (edge, m)
+    ranked = sorted(best.values(), key=lambda em: (em[0], -em[1].score, em[1].start))
+    kept: list[Mention] = []
+    for _edge, m in ranked:
+        if all(m.end <= k.start or k.end <= m.start for k in kept):
+            kept.append(m)
+    return sorted(kept, key=lambda m: m.start)
+
+
+@dataclass
+class Extracted:
+    """Mentions of one post."""
+
+    mentions: list[Mention]
+    truncated: bool
+    chunks: int
+
+
+class ExtractStage:
+    """Runs the model over a batch of posts."""
+
+    def __init__(
+        self,
+        *,
+        threshold: float | None = None,
+        batch_size: int = 16,
+        chunk_words: int = 0,
+        chunk_overlap: int = 32,
+        max_chunks: int = 16,
+    ) -> None:
+        self.threshold = threshold
+        self.batch_size = batch_size
+        self.chunk_words = chunk_words
+        self.chunk_overlap = chunk_overlap
+        self.max_chunks = max_chunks
+        self.last_inference_s = 0.0
+
+    def _window(self, extractor: ExtractorLike) -> tuple[int, int]:
+        window = self.chunk_words or extractor.max_words
+        overlap = min(self.chunk_overlap, max(0, window // 4))
+        return max(1, window), overlap
+
+    def _run(self, extractor: ExtractorLike, posts: Sequence[Post]) -> list[Extracted]:
+        window, overlap = self._window(extractor)
+        words_list: list[list[Word]] = []
+        texts: list[str] = []
+        owners: list[tuple[int, Chunk]] = []
+        meta: list[tuple[bool, int]] = []
+        for i, post in enumerate(posts):
+            chunks, truncated = make_chunks(split_words(post.text), window, overlap, self.max_chunks)
+            meta.append((truncated, len(chunks)))
+            for c in chunks:
+                words_list.append(c.words)
+                texts.append(post.text)
+                owners.append((i, c))
+        t0 = time.perf_counter()
+        preds = extractor.predict_words(words_list, texts, threshold=self.threshold, batch_size=self.batch_size)
+        self.last_inference_s += time.perf_counter() - t0
+        found: list[list[tuple[Chunk, Mention]]] = [[] for _ in posts]
+        for (i, c), ms in zip(owners, preds, strict=True):
+            found[i].extend((c, m) for m in ms)
+        out = []
+        for i, (truncated, n) in enumerate(meta):
+            ms = [m for _, m in found[i]] if n == 1 else merge_mentions(found[i])
+            out.append(Extracted(ms, truncated, n))
+        return out
+
+    def run(self, extractor: ExtractorLike, posts: Sequence[Post]) -> list[Extracted | BaseException]:
+        """Mentions per post; when the batch fails, posts are retried one by one and failures returned as exceptions."""
+        self.last_inference_s = 0.0
+        if not posts:
+            return []
+        try:
+            return list(self._run(extractor, posts))
+        except Exception as exc:
+            log.warning(
+                "model failed on a batch of %d posts (%s); retrying post by post to isolate the bad one",
+                len(posts),
+                exc,
+            )
+        out: list[Extracted | BaseException] = []
+        for post in posts:
+            try:
+                out.append(self._run(extractor, [post])[0])
+            except Exception as exc:
+                out.append(exc)
+        return out

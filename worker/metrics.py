@@ -1,0 +1,156 @@
+"""Prometheus metrics and the ``/metrics``, ``/healthz``, ``/readyz`` HTTP endpoints.
+
+Each :class:`Metrics` has its own registry, so several workers can live in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+log = logging.getLogger(__name__)
+
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The worker's metrics (prefix ``lmr_worker_``)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.messages_in = Counter("lmr_worker_messages_in", "Input messages consumed.", registry=r)
+        self.messages_out = Counter("lmr_worker_messages_out", "Enriched events produced (acknowledged).", registry=r)
+        self.dlq = Counter("lmr_worker_dlq_messages", "Messages sent to the dead-letter queue.", ["reason"], registry=r)
+        self.mentions = Counter("lmr_worker_mentions", "Location mentions found.", registry=r)
+        self.truncated = Counter("lmr_worker_truncated_posts", "Posts whose text was not fully read.", registry=r)
+        self.batch_size = Histogram(
+            "lmr_worker_batch_size", "Messages per micro-batch.", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.batch_latency = Histogram(
+            "lmr_worker_batch_seconds",
+            "Micro-batch time from processing start to commit.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_latency = Histogram(
+            "lmr_worker_event_latency_seconds",
+            "Per-post latency: record timestamp to output acknowledged.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "lmr_worker_inference_seconds", "Model time per micro-batch.", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.posts_per_s = Gauge("lmr_worker_posts_per_second", "Throughput over the last batches (EWMA).", registry=r)
+        self.committed = Gauge(
+            "lmr_worker_committed_offset", "Last committed offset.", ["topic", "partition"], registry=r
+        )
+        self.assigned = Gauge("lmr_worker_assigned_partitions", "Partitions assigned to this worker.", registry=r)
+        self.model = Info("lmr_worker_model", "The model in use.", registry=r)
+        self.model_reloads = Counter("lmr_worker_model_reloads", "Model hot reloads.", registry=r)
+        self.produce_retries = Counter(
+            "lmr_worker_produce_retries", "Produce/flush retries after broker errors.", registry=r
+        )
+        self.commit_failures = Counter(
+            "lmr_worker_commit_failures", "Offset commits that failed (work is redone).", registry=r
+        )
+        self.geocode_cache_hits = Gauge(
+            "lmr_worker_geocode_cache_hits", "Geocoder cache hits (from the resolver).", registry=r
+        )
+        self.geocode_requests = Gauge(
+            "lmr_worker_geocode_requests", "Geocoder requests (from the resolver).", registry=r
+        )
+        self._rate: float | None = None
+
+    def observe_rate(self, n: int, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        rate = n / seconds
+        self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
+        self.posts_per_s.set(self._rate)
+
+    def set_geocode(self, stats: dict[str, Any]) -> None:
+        for key, gauge in (("cache_hits", self.geocode_cache_hits), ("requests", self.geocode_requests)):
+            v = stats.get(key)
+            if isinstance(v, int | float):
+                gauge.set(v)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class Health:
+    """Liveness (the main loop ticks) and readiness (model loaded, input assigned, sink healthy)."""
+
+    def __init__(self, stall_s: float = 120.0) -> None:
+        self.stall_s = stall_s
+        self.last_tick = time.monotonic()
+        self.ready = False
+        self.reason = "starting"
+
+    def tick(self) -> None:
+        self.last_tick = time.monotonic()
+
+    def set_ready(self, ready: bool, reason: str = "") -> None:
+        self.ready, self.reason = ready, reason
+
+    def alive(self) -> bool:
+        return time.monotonic() - self.last_tick < self.stall_s
+
+
+class MetricsServer:
+    """A small threaded HTTP server: ``/metrics``, ``/healthz``, ``/readyz``."""
+
+    def __init__(self, metrics: Metrics, health: Health, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.metrics, self.health = metrics, health
+        handler = self._handler()
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.host = host
+        self._thread = threading.Thread(target=self.server.serve_forever, name="lmr-metrics", daemon=True)
+
+    def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
+        metrics, health = self.metrics, self.health
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    ok = health.alive()
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"main loop stalled\n")
+                elif path == "/readyz":
+                    ok = health.ready and health.alive()
+                    self._send(200 if ok else 503, b"ready\n" if ok else f"not ready: {health.reason}\n".encode())
+                else:
+                    self._send(404, b"try /metrics, /healthz or /readyz\n")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        log.info("metrics on http://%s:%d/metrics (also /healthz, /readyz)", self.host, self.port)
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,273 @@
+"""Worker settings: one typed object built from CLI flags and ``LMR_*`` variables.
+
+Secrets (the SASL password, the SSL key password) come from the environment only
+(``LMR_SASL_PASSWORD``, ``LMR_SSL_KEY_PASSWORD``) and never appear in ``repr``,
+``redacted()`` or logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from lmr.config import redact, secret_from_env
+from lmr.errors import ConfigError
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
+SASL_PASSWORD_ENV = "LMR_SASL_PASSWORD"
+SSL_KEY_PASSWORD_ENV = "LMR_SSL_KEY_PASSWORD"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Kafka client settings shared by the consumer, the producer and the admin client."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+    client_id: str = "lmr-worker"
+    request_timeout_ms: int = 30_000
+    # consumer
+    group_id: str = "lmr-worker"
+    auto_offset_reset: str = "earliest"
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    max_poll_records: int = 500
+    # producer
+    compression_type: str = "none"
+    acks: str = "all"
+    linger_ms: int = 5
+    max_request_size: int = 1_048_576
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise ConfigError("--bootstrap-servers is empty.", "pass HOST:PORT[,HOST:PORT...] of your Kafka brokers.")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"Unknown security protocol {self.security_protocol!r}.", f"use one of {', '.join(SECURITY_PROTOCOLS)}."
+            )
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigError(
+                    f"{self.security_protocol} needs --sasl-mechanism (got {self.sasl_mechanism!r}).",
+                    f"pass --sasl-mechanism {' | '.join(SASL_MECHANISMS)}.",
+                )
+            if not self.sasl_username:
+                raise ConfigError(
+                    f"{self.security_protocol} needs a user name.", "pass --sasl-username or set LMR_SASL_USERNAME."
+                )
+            if not self.sasl_password:
+                raise ConfigError(
+                    f"{self.security_protocol} needs a password and {SASL_PASSWORD_ENV} is not set.",
+                    f"export {SASL_PASSWORD_ENV}=... (the password is read from the environment only, not from flags).",
+                )
+        elif self.sasl_mechanism:
+            raise ConfigError(
+                f"--sasl-mechanism {self.sasl_mechanism} is set but the security protocol is {self.security_protocol}.",
+                "pass --security-protocol SASL_SSL (or SASL_PLAINTEXT on a trusted network).",
+            )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, name)
+            if value and not Path(value).is_file():
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} {value} does not exist.", f"pass an existing PEM file to {flag}.")
+        if self.compression_type not in COMPRESSION_TYPES:
+            raise ConfigError(
+                f"Unknown compression type {self.compression_type!r}.", f"use one of {', '.join(COMPRESSION_TYPES)}."
+            )
+        if self.compression_type != "none":
+            import kafka.codec as codec
+
+            available = getattr(codec, f"has_{self.compression_type}")()
+            if not available:
+                pkg = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}.get(self.compression_type, "")
+                raise ConfigError(
+                    f"Compression {self.compression_type} needs a library that is not installed.",
+                    f"pip install {pkg}, or use --compression-type gzip/none.",
+                )
+        if self.auto_offset_reset not in ("earliest", "latest"):
+            raise ConfigError(f"--auto-offset-reset must be earliest or latest, not {self.auto_offset_reset!r}.", None)
+        if self.session_timeout_ms <= self.heartbeat_interval_ms:
+            raise ConfigError(
+                "--session-timeout-ms must exceed --heartbeat-interval-ms.",
+                "use a heartbeat interval of about a third of the session timeout.",
+            )
+        if self.acks not in ("all", "1", "0"):
+            raise ConfigError(
+                f"--acks must be all, 1 or 0, not {self.acks!r}.", "use --acks all for at-least-once delivery."
+            )
+
+    def common(self) -> dict[str, Any]:
+        """kafka-python keyword arguments common to every client (secrets included: never log this)."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.security_protocol.startswith("SASL"):
+            cfg.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        if self.security_protocol.endswith("SSL"):
+            cfg.update(
+                ssl_cafile=self.ssl_cafile,
+                ssl_certfile=self.ssl_certfile,
+                ssl_keyfile=self.ssl_keyfile,
+                ssl_password=self.ssl_key_password,
+                ssl_check_hostname=self.ssl_check_hostname,
+            )
+        return cfg
+
+    def consumer(self) -> dict[str, Any]:
+        """KafkaConsumer keyword arguments: manual commits only."""
+        return {
+            **self.common(),
+            "group_id": self.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": self.auto_offset_reset,
+            "session_timeout_ms": self.session_timeout_ms,
+            "heartbeat_interval_ms": self.heartbeat_interval_ms,
+            "max_poll_interval_ms": self.max_poll_interval_ms,
+            "max_poll_records": self.max_poll_records,
+            "request_timeout_ms": max(self.request_timeout_ms, self.session_timeout_ms + 5_000),
+        }
+
+    def producer(self) -> dict[str, Any]:
+        """KafkaProducer keyword arguments."""
+        return {
+            **self.common(),
+            "acks": self.acks if self.acks == "all" else int(self.acks),
+            "compression_type": None if self.compression_type == "none" else self.compression_type,
+            "linger_ms": self.linger_ms,
+            "max_request_size": self.max_request_size,
+        }
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything ``lmr-worker run`` needs."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    source: str | None = None  # "file:PATH" for file mode; None = Kafka input topic
+    sink: str | None = None  # "file:PATH" for file mode
+    dlq: str | None = None  # "file:PATH" in file mode
+    input_topic: str = "posts"
+    output_topic: str = "posts.enriched"
+    dlq_topic: str | None = "posts.dlq"
+    model: str = ""
+    runtime: str = "auto"  # trainer.fast runtimes; auto = the measured fastest for the device
+    device: str = "cpu"  # cpu | cuda
+    threads: int = 0  # torch / ONNX Runtime intra-op threads (0 = library default)
+    geocoder: str | None = None
+    geocoder_url: str | None = None
+    geocoder_user_agent: str | None = None
+    geocoder_cache: str | None = None
+    geocoder_region: str | None = None
+    text_field: str = "text"
+    id_field: str = "id"
+    max_text_bytes: int = 100_000
+    batch_size: int = 32
+    max_wait_ms: int = 200
+    inference_batch_size: int = 16
+    threshold: float | None = None
+    chunk_words: int = 0  # 0 = the model's window (extractor.max_words)
+    chunk_overlap: int = 32
+    max_chunks: int = 16
+    reload_check_s: float = 10.0
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    shutdown_timeout_s: float = 30.0
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 30.0
+    flush_timeout_s: float = 10.0
+    max_messages: int = 0  # stop after this many input messages (0 = run until stopped)
+    idle_exit_s: float = 0.0  # stop after this long without input (0 = never)
+    log_level: str = "INFO"
+    log_format: str = "plain"
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError(
+                "No model given.",
+                "pass --model REGISTRY/NAME (follows LATEST), REGISTRY/NAME/VERSION or a GLiNER directory.",
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, not {self.batch_size}.", None)
+        from trainer.fast import RUNTIMES
+
+        if self.runtime != "auto" and self.runtime not in RUNTIMES:
+            raise ConfigError(f"Unknown --runtime {self.runtime!r}.", f"use auto or one of {', '.join(RUNTIMES)}.")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"--device must be cpu or cuda, not {self.device!r}.", None)
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"--max-wait-ms must be >= 0, not {self.max_wait_ms}.", None)
+        if self.max_text_bytes < 1:
+            raise ConfigError(f"--max-text-bytes must be positive, not {self.max_text_bytes}.", None)
+        if (
+            self.chunk_words < 0
+            or self.chunk_overlap < 0
+            or (self.chunk_words and self.chunk_overlap >= self.chunk_words)
+        ):
+            raise ConfigError(
+                f"--chunk-overlap ({self.chunk_overlap}) must be >= 0 and below --chunk-words ({self.chunk_words}).",
+                "use an overlap of about a tenth of the window.",
+            )
+        if not 0 <= self.metrics_port < 65536:
+            raise ConfigError(f"--metrics-port {self.metrics_port} is not a port.", "use 0 (off) or 1..65535.")
+        for name in ("source", "sink", "dlq"):
+            value = getattr(self, name)
+            if value is not None and not value.startswith("file:"):
+                raise ConfigError(
+                    f"--{name} {value!r} is not understood.", f"use --{name} file:PATH, or leave it out to use Kafka."
+                )
+        if (self.source is None) != (self.sink is None):
+            raise ConfigError(
+                "--source and --sink go together.", "pass both file:IN.jsonl and file:OUT.jsonl, or neither (Kafka)."
+            )
+        if self.source is not None and not Path(self.source[5:]).is_file():
+            raise ConfigError(f"Input file {self.source[5:]} does not exist.", "pass --source file:EXISTING.jsonl.")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"--threshold must be in (0, 1), not {self.threshold}.", None)
+
+    @property
+    def file_mode(self) -> bool:
+        return self.source is not None
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings safe to log: no secrets."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "kafka"}
+        out["kafka"] = redact({f.name: getattr(self.kafka, f.name) for f in fields(self.kafka)})
+        return out
+
+    def with_(self, **changes: Any) -> WorkerSettings:
+        """A copy with some fields changed (``kafka`` keys go to the Kafka settings)."""
+        kafka_keys = {f.name for f in fields(KafkaSettings)}
+        k = {key: changes.pop(key) for key in list(changes) if key in kafka_keys}
+        return replace(self, kafka=replace(self.kafka, **k) if k else self.kafka, **changes)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> WorkerSettings:
+        """Build from click parameters (unknown keys ignored); secrets are read from the environment here."""
+        kafka_keys = {f.name for f in fields(KafkaSettings)}
+        own_keys = {f.name for f in fields(cls)} - {"kafka"}
+        kafka_kw = {k: v for k, v in params.items() if k in kafka_keys and v is not None}
+        kafka_kw["sasl_password"] = secret_from_env(SASL_PASSWORD_ENV)
+        kafka_kw["ssl_key_password"] = secret_from_env(SSL_KEY_PASSWORD_ENV)
+        own = {k: v for k, v in params.items() if k in own_keys and v is not None}
+        if params.get("dlq_topic") == "":
+            own["dlq_topic"] = None
+        return cls(kafka=KafkaSettings(**kafka_kw), **own)
