@@ -1,10 +1,11 @@
 """Inference speed benchmark: posts/s and exact-span F1 for each runtime, side by side in one run.
 
-    python bench/inference_speed.py --model registry/lmr-location [--batch-size 16] [--speed-posts 1000]
+    python bench/inference_speed.py --model registry/lmr-location [--batch-size 16] [--speed-posts 600] [--rounds 3]
 
-Same model, same posts, same batch size for every variant. Speed is measured on IDRISI's unlabeled
-stream (``lmr/*/test_unlabeled.jsonl``), F1 on ``lmr/*/dev.jsonl``. The baseline is plain GLiNER
-PyTorch inference (posts in arrival order, GLiNER's own forward pass). Variants:
+Same model, same posts, same batch size for every variant; the variants are timed in interleaved
+rounds (median of ``--rounds``) so that drift in the machine's speed affects all alike. Speed is
+measured on IDRISI's unlabeled stream (``lmr/*/test_unlabeled.jsonl``), F1 on ``lmr/*/dev.jsonl``.
+The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's own forward pass). Variants:
 
 * ``torch+bucket``: the same, posts sorted by length inside the benchmark window (less padding);
 * ``fused``: bucketing + the fused span head (exact; see trainer/fast.py);
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from typing import Any
 
@@ -44,7 +46,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--speed-posts", type=int, default=1000)
+    ap.add_argument("--speed-posts", type=int, default=600)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the median counts")
     ap.add_argument("--variants", nargs="*", default=None, help="subset of: " + " ".join(v[0] for v in VARIANTS))
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", action="store_true")
@@ -57,15 +60,23 @@ def main() -> None:
     gold = read_examples([str(idr / "lmr" / "*" / "dev.jsonl")])
     gold_texts = [e.text for e in gold]
     gold_words = [split_words(t) for t in gold_texts]
-    rows: list[dict[str, Any]] = []
-    for label, runtime, bucket in VARIANTS:
-        if a.variants and label not in a.variants and runtime not in a.variants:
-            continue
+    chosen = [v for v in VARIANTS if not a.variants or v[0] in a.variants or v[1] in a.variants]
+    loaded = []
+    for label, runtime, bucket in chosen:
         ex = load_extractor(a.model, runtime=runtime, threads=a.threads)
-        ex.predict_words(stream_words[:32], stream[:32], batch_size=a.batch_size)  # warm-up
-        t = time.perf_counter()
-        ex.predict_words(stream_words, stream, batch_size=a.batch_size, sort_by_length=bucket)
-        secs = time.perf_counter() - t
+        ex.predict_words(stream_words[:64], stream[:64], batch_size=a.batch_size)  # warm-up
+        loaded.append((label, ex, bucket))
+    # Interleaved rounds (every variant once per round, order rotated) so that drift in the
+    # machine's speed hits all variants alike; the median round counts.
+    times: dict[str, list[float]] = {label: [] for label, _, _ in loaded}
+    for r in range(a.rounds):
+        for label, ex, bucket in loaded[r % len(loaded) :] + loaded[: r % len(loaded)]:
+            t = time.perf_counter()
+            ex.predict_words(stream_words, stream, batch_size=a.batch_size, sort_by_length=bucket)
+            times[label].append(time.perf_counter() - t)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {len(stream) / v[-1]:.1f}" for k, v in times.items()), flush=True)
+    rows: list[dict[str, Any]] = []
+    for label, ex, bucket in loaded:
         preds = ex.predict_words(gold_words, gold_texts, batch_size=a.batch_size, sort_by_length=bucket)
         sc = SpanScorer()
         for e, p in zip(gold, preds, strict=True):
@@ -74,7 +85,7 @@ def main() -> None:
         rows.append(
             {
                 "variant": label,
-                "posts_per_s": round(len(stream) / secs, 1),
+                "posts_per_s": round(len(stream) / statistics.median(times[label]), 1),
                 "f1": r["f1"],
                 "precision": r["precision"],
                 "recall": r["recall"],

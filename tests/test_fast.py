@@ -33,19 +33,30 @@ def test_exact_runtimes_match_plain_gliner(plain, tiny_model: Path, runtime: str
             assert ma.score == pytest.approx(mb.score, abs=2e-3)
 
 
-def test_int8_runtime_runs_and_keeps_offsets(tiny_model: Path) -> None:
-    fast = load_extractor(str(tiny_model), runtime="fused-int8")
-    for text, ms in zip(TEXTS, fast.predict(TEXTS, threshold=0.01), strict=True):
+@pytest.mark.parametrize("runtime", ["fused-int8", "fused-bf16", "onnx-int8"])
+def test_reduced_precision_runtimes_keep_offsets_and_close_scores(plain, tiny_model: Path, runtime: str) -> None:  # type: ignore[no-untyped-def]
+    fast = load_extractor(str(tiny_model), runtime=runtime)
+    got = fast.predict(TEXTS, threshold=0.01)
+    for text, ms in zip(TEXTS, got, strict=True):
         assert all(text[m.start : m.end] == m.text for m in ms)
+    ref = {(i, m.start, m.end): m.score for i, ms in enumerate(plain.predict(TEXTS, threshold=0.01)) for m in ms}
+    mine = {(i, m.start, m.end): m.score for i, ms in enumerate(got) for m in ms}
+    shared = ref.keys() & mine.keys()
+    assert len(shared) >= 0.8 * len(ref)  # nearly the same spans ...
+    assert all(abs(ref[k] - mine[k]) < 0.05 for k in shared)  # ... with nearly the same scores
 
 
 def test_runtime_choice() -> None:
-    assert resolve_runtime("auto", "cpu") in ("fused", "fused-int8", "onnx", "onnx-int8")
+    from trainer.fast import cpu_has_native_bf16
+
+    assert resolve_runtime("auto", "cpu") == ("fused-bf16" if cpu_has_native_bf16() else "fused")
     assert resolve_runtime("auto", "cuda") == "fused"
     with pytest.raises(ConfigError, match="Unknown runtime"):
         resolve_runtime("tensorrt")
     with pytest.raises(ConfigError, match="CPU only"):
         resolve_runtime("onnx", "cuda:0")
+    with pytest.raises(ConfigError, match="CPU only"):
+        resolve_runtime("fused-bf16", "cuda")
 
 
 def test_batches_respect_size_and_token_budget() -> None:

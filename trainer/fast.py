@@ -9,8 +9,9 @@ Two independent speed-ups, selectable at load time (``runtime=``):
   ``A = W1a · relu(s) + b1`` and ``B = W1b · relu(e)``. Per span this costs 4D additions and 4D
   multiply-adds per label instead of 12·D² multiply-adds: the span head, half of the plain
   model's CPU time, almost vanishes. The result is exact up to float rounding.
-* **Encoder runtime**: ``torch`` (as trained), ``bf16`` (the encoder under bfloat16 autocast:
-  fast where the CPU has bf16 instructions, e.g. AVX512-BF16/AMX), ``int8`` (torch dynamic int8
+* **Encoder runtime**: ``torch`` (as trained), ``bf16`` (a bfloat16 copy of the encoder, the
+  LSTM and the fused head under bf16 autocast: fast where the CPU has bf16 instructions, e.g.
+  AVX512-BF16/AMX), ``int8`` (torch dynamic int8
   quantisation of the encoder's linear layers), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime) or
   ``onnx-int8`` (the same, dynamically quantised by ONNX Runtime).
 """
@@ -28,15 +29,32 @@ from lmr.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "fused", "fused-bf16", "fused-int8", "onnx", "onnx-int8")
-# The fastest runtime whose exact-span F1 stays within 0.005 of plain torch (bench/inference_speed.py).
-DEFAULT_CPU_RUNTIME = "onnx"
+# The fastest runtime whose exact-span F1 stays within 0.005 of plain torch (bench/inference_speed.py):
+# fused-bf16 where the CPU has native bf16 instructions (AVX512-BF16 or AMX), else fused.
+DEFAULT_CPU_RUNTIME = "fused-bf16"
+FALLBACK_CPU_RUNTIME = "fused"
 DEFAULT_GPU_RUNTIME = "fused"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 dot products natively (Linux: AVX512-BF16 or AMX-BF16 flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def resolve_runtime(runtime: str, device: str = "cpu") -> str:
     """``auto`` -> the measured default for the device; anything else is checked and returned."""
     if runtime == "auto":
-        return DEFAULT_GPU_RUNTIME if device.startswith("cuda") else DEFAULT_CPU_RUNTIME
+        if device.startswith("cuda"):
+            return DEFAULT_GPU_RUNTIME
+        return DEFAULT_CPU_RUNTIME if cpu_has_native_bf16() else FALLBACK_CPU_RUNTIME
     if runtime not in RUNTIMES:
         raise ConfigError(f"Unknown runtime {runtime!r}.", f"use auto or one of: {', '.join(RUNTIMES)}.")
     if device.startswith("cuda") and runtime.startswith(("onnx", "fused-int8", "fused-bf16")):
@@ -143,7 +161,15 @@ class OnnxEncoder:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             qpath = path.with_name("encoder.int8.onnx")
-            quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8, per_channel=True)
+            import onnx
+
+            quantize_dynamic(
+                str(path),
+                str(qpath),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
             path = qpath
         opts = ort.SessionOptions()
         if threads:
@@ -178,7 +204,13 @@ class FastEngine:
         self.head = _fused_head(self.core).eval()
         self.encoder = self.core.token_rep_layer
         self._onnx: OnnxEncoder | None = None
-        if runtime == "fused-int8":
+        if runtime == "fused-bf16":
+            import copy
+
+            # a bf16 copy of the encoder (weights cast once, not per batch); the LSTM and the fused
+            # head run under bf16 autocast; scores come back as float32
+            self.encoder = copy.deepcopy(self.encoder).to(torch.bfloat16)
+        elif runtime == "fused-int8":
             self.encoder = torch.ao.quantization.quantize_dynamic(self.encoder, {torch.nn.Linear}, dtype=torch.qint8)
         elif runtime in ("onnx", "onnx-int8"):
             if getattr(self.encoder, "projection", None) is not None:
@@ -188,13 +220,9 @@ class FastEngine:
             self._onnx = OnnxEncoder(self.encoder.bert_layer, quantize=runtime == "onnx-int8", threads=threads)
 
     def _token_embeds(self, input_ids: Any, attention_mask: Any) -> Any:
-        import torch
 
         if self._onnx is not None:
             return self._onnx(input_ids, attention_mask)
-        if self.runtime == "fused-bf16":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.encoder(input_ids, attention_mask).float()
         return self.encoder(input_ids, attention_mask)
 
     def __call__(self, batch: dict[str, Any]) -> FastOutput:
@@ -217,10 +245,12 @@ class FastEngine:
                 core.config.embed_ent_token,
                 subtoken_pooling=getattr(core.config, "subtoken_pooling", "first"),
             )
-            if hasattr(core, "rnn"):
-                words = core.rnn(words, mask)
-            span_idx, span_mask = batch["span_idx"], batch["span_mask"]
-            target_w = span_idx.size(1) // core.config.max_width
-            words, mask = core._fit_length(words, mask, target_w)
-            scores = self.head(words, prompts, span_mask.view(words.shape[0], target_w, -1))
-        return FastOutput(scores, span_idx, span_mask)
+            bf16 = self.runtime == "fused-bf16"
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                if hasattr(core, "rnn"):
+                    words = core.rnn(words, mask)
+                span_idx, span_mask = batch["span_idx"], batch["span_mask"]
+                target_w = span_idx.size(1) // core.config.max_width
+                words, mask = core._fit_length(words, mask, target_w)
+                scores = self.head(words, prompts, span_mask.view(words.shape[0], target_w, -1))
+        return FastOutput(scores.float(), span_idx, span_mask)

@@ -209,12 +209,14 @@ class Extractor:
         thr = self.spec.threshold if threshold is None else threshold
         out: list[list[Mention]] = [[] for _ in texts]
         order = [i for i in range(len(texts)) if words_list[i]]
-        if sort_by_length:
-            order.sort(key=lambda i: len(words_list[i]))
-        for idx in _batches(order, [len(w) for w in words_list], batch_size, token_budget):
-            input_x = [
-                {"tokenized_text": model_tokens(words_list[i], self.spec.case_markers), "ner": None} for i in idx
-            ]
+        tokens = [model_tokens(w, self.spec.case_markers) if w else [] for w in words_list]
+        lengths = [len(w) for w in words_list]
+        if sort_by_length and len(order) > 1:
+            # the encoder pads to the longest sub-word sequence of a batch: group by that length
+            lengths = self._subword_lengths(tokens, order)
+            order.sort(key=lambda i: lengths[i])
+        for idx in _batches(order, lengths, batch_size, token_budget):
+            input_x = [{"tokenized_text": tokens[i], "ner": None} for i in idx]
             with torch.inference_mode():
                 batch = self.model.collate_batch(input_x, list(self.spec.labels), self._collator)
                 raw = self.engine(batch) if self.engine is not None else self.model.run_batch(batch, threshold=thr)
@@ -231,6 +233,20 @@ class Extractor:
                     ms.append(Mention(text[s:e], s, e, round(float(sp.score), 4), str(sp.entity_type)))
                 out[i] = sorted(ms, key=lambda m: m.start)
         return out
+
+    def _subword_lengths(self, tokens: list[list[str]], order: list[int]) -> list[int]:
+        """Sub-word tokens per post (one batched call of the fast tokenizer); word counts as fallback."""
+        lengths = [len(t) for t in tokens]
+        tok = getattr(getattr(self.model, "data_processor", None), "transformer_tokenizer", None)
+        if tok is None:
+            return lengths
+        try:
+            enc = tok([tokens[i] for i in order], is_split_into_words=True, add_special_tokens=False)
+        except Exception:  # a slow or unusual tokenizer: word counts are a fine proxy
+            return lengths
+        for i, ids in zip(order, enc["input_ids"], strict=True):
+            lengths[i] = len(ids)
+        return lengths
 
     def predict(
         self, texts: Sequence[str], *, threshold: float | None = None, batch_size: int = 16
