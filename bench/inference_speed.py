@@ -1,6 +1,6 @@
 """Inference speed benchmark: posts/s and exact-span F1 for each runtime, side by side in one run.
 
-    python bench/inference_speed.py --model registry/lmr-location [--batch-size 16] [--speed-posts 600] [--rounds 3]
+    python -m bench.inference_speed --model registry/lmr-location [--batch-size 16] [--speed-posts 600] [--rounds 3]
 
 Same model, same posts, same batch size for every variant; the variants are timed in interleaved
 rounds (median of ``--rounds``) so that drift in the machine's speed affects all alike. Speed is

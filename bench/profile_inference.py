@@ -1,6 +1,6 @@
 """Where inference time goes, per post, for plain GLiNER on this machine.
 
-    python bench/profile_inference.py --model registry/lmr-location [--posts 800] [--batch-size 16]
+    python -m bench.profile_inference --model registry/lmr-location [--posts 800] [--batch-size 16]
 
 Stages, each timed over the same batches of IDRISI's unlabeled stream: word splitting, collation
 (sub-word tokenisation, span enumeration), the transformer encoder, word pooling + LSTM, the plain
