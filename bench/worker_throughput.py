@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -181,39 +182,43 @@ def main() -> None:
             res["worker_events"] = got
             print(f"worker through Kafka: {res['worker_posts_s']} posts/s ({got} events)", flush=True)
 
-            # 4. latency at a steady rate (same worker process, fresh topics would need a restart: reuse it)
+            # 4. latency at a steady rate (same worker): a reader thread stamps each event's arrival
             rate = a.rate or max(1.0, res["worker_posts_s"] / 2)
-            lat: list[float] = []
-            sent_at: dict[str, float] = {}
-            reader = _reader(broker.bootstrap, "bench.out")
-            _read(reader, got, 60)  # skip the backlog's events
             n_lat = int(rate * a.latency_seconds)
+            sent_at: dict[str, float] = {}
+            arrived: dict[str, float] = {}
+            done = threading.Event()
+            reader = _reader(broker.bootstrap, "bench.out")
+
+            def collect() -> None:
+                deadline = time.monotonic() + a.latency_seconds + 120
+                while time.monotonic() < deadline and not (done.is_set() and len(arrived) >= n_lat):
+                    for recs in reader.poll(timeout_ms=20).values():
+                        for r in recs:
+                            pid = json.loads(r.value)["id"]
+                            if pid.startswith("lat-"):
+                                arrived[pid] = time.perf_counter()
+
+            th = threading.Thread(target=collect, daemon=True)
+            th.start()
             t0 = time.perf_counter()
             for i in range(n_lat):
                 p = dict(posts[i % len(posts)])
                 p["id"] = f"lat-{i}"
-                target = t0 + i / rate
-                while time.perf_counter() < target:
-                    _read(
-                        reader,
-                        10**9,
-                        0.0,
-                        lambda r: lat.append(time.perf_counter() - sent_at[json.loads(r.value)["id"]]),
-                    )
-                    time.sleep(0.001)
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
                 sent_at[p["id"]] = time.perf_counter()
                 producer.send("bench.in", key=p["id"].encode(), value=json.dumps(p).encode())
                 producer.flush()
-            _read(
-                reader,
-                n_lat - len(lat),
-                60,
-                lambda r: lat.append(time.perf_counter() - sent_at[json.loads(r.value)["id"]]),
-            )
+            done.set()
+            th.join()
+            lat = [arrived[k] - sent_at[k] for k in sent_at if k in arrived]
             reader.close()
             lat.sort()
             if lat:
                 res["latency_rate_posts_s"] = round(rate, 1)
+                res["latency_events"] = f"{len(lat)}/{n_lat}"
                 res["latency_p50_ms"] = round(1000 * statistics.median(lat), 1)
                 res["latency_p99_ms"] = round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)
                 print(
