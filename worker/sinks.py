@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from lmr.errors import BrokerError
+from worker.connect import connect
 from worker.events import OutRecord
 from worker.settings import KafkaSettings
 
@@ -92,19 +93,13 @@ class KafkaSink:
         self.rebuilds = 0
         self._bootstrap = kafka.bootstrap_servers
         self._cfg = {**kafka.producer(), "max_block_ms": int(max(1.0, flush_timeout_s) * 1000)}
-        delay = backoff_s
-        while True:
-            try:
-                self.producer: Any = self._new_producer()
-                break
-            except Exception as exc:
-                if should_stop():
-                    raise BrokerError(
-                        f"Cannot reach Kafka at {self._bootstrap}: {exc}.", "check the bootstrap servers."
-                    ) from exc
-                log.warning("Kafka at %s unreachable (%s); retrying in %.1fs", self._bootstrap, exc, delay)
-                time.sleep(delay)
-                delay = min(backoff_max_s, delay * 2)
+        self.producer: Any = connect(
+            self._new_producer,
+            self._bootstrap,
+            should_stop=should_stop,
+            backoff_s=backoff_s,
+            backoff_max_s=backoff_max_s,
+        )
 
     def _new_producer(self) -> Any:
         from kafka import KafkaProducer

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from lmr.errors import BrokerError
+from worker.connect import connect
 from worker.parse import Message
 from worker.settings import KafkaSettings
 
@@ -95,19 +95,14 @@ class KafkaSource:
         self.kafka = kafka
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
-        delay = backoff_s
-        while True:
-            try:
-                self.consumer = KafkaConsumer(**kafka.consumer())
-                break
-            except KafkaError as exc:
-                if should_stop():
-                    raise BrokerError(
-                        f"Cannot reach Kafka at {kafka.bootstrap_servers}: {exc}.", "check --bootstrap-servers."
-                    ) from exc
-                log.warning("Kafka at %s unreachable (%s); retrying in %.1fs", kafka.bootstrap_servers, exc, delay)
-                time.sleep(delay)
-                delay = min(backoff_max_s, delay * 2)
+        self.consumer = connect(
+            lambda: KafkaConsumer(**kafka.consumer()),
+            kafka.bootstrap_servers,
+            should_stop=should_stop,
+            backoff_s=backoff_s,
+            backoff_max_s=backoff_max_s,
+            errors=(KafkaError,),
+        )
         src = self
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
