@@ -23,12 +23,6 @@ log = logging.getLogger(__name__)
 Loader = Callable[[str], ExtractorLike]
 
 
-def default_loader(ref: str) -> ExtractorLike:
-    from trainer.model import load_extractor
-
-    return load_extractor(ref, runtime="auto")
-
-
 def runtime_loader(runtime: str = "auto", device: str = "cpu", threads: int = 0) -> Loader:
     """A loader that loads every version (hot reloads included) with the same inference runtime."""
     from trainer.model import load_extractor
@@ -52,15 +46,15 @@ class ModelManager:
         self,
         ref: str,
         *,
-        loader: Loader = default_loader,
+        loader: Loader | None = None,
         check_s: float = 10.0,
         extractor: ExtractorLike | None = None,
     ) -> None:
         self.ref = ref
-        self.loader = loader
+        self.loader = loader or runtime_loader()
         self.check_s = check_s
         self.watch = follows_latest(ref) and check_s > 0
-        self.current: ExtractorLike = extractor if extractor is not None else loader(ref)
+        self.current: ExtractorLike = extractor if extractor is not None else self.loader(ref)
         self.reloads = 0
         self.failed_version: str | None = None
         self._last_check = time.monotonic()
