@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNSENT = 3  # stopped while the broker did not acknowledge a batch; it will be redone
+IDLE_POLL_S = 1.0  # longest single poll; the stop flag, health and model reload are checked between polls
 
 
 class Worker:
@@ -283,8 +284,10 @@ class Worker:
                     break
                 continue
             now = time.monotonic()
-            wait = max_wait_s if self._batch_deadline is None else max(0.0, self._batch_deadline - now)
-            msgs = self.source.poll(room, int(min(wait, 1.0) * 1000))
+            # with no batch in hand, poll returns as soon as a record arrives: a long wait costs no latency
+            # and spares the CPU the model needs (stop and reload checks still run every second)
+            wait = IDLE_POLL_S if self._batch_deadline is None else max(0.0, self._batch_deadline - now)
+            msgs = self.source.poll(room, int(min(wait, IDLE_POLL_S) * 1000))
             now = time.monotonic()
             if msgs:
                 last_input = now
