@@ -341,22 +341,16 @@ def main() -> None:
             consumer.close()
             return t_naive, t_ceil, done
 
-        tn, tc, n_naive = naive(ex, "naive")
-        res["naive_posts_s"] = round(n_naive / tn, 1)
-        res["naive_vs_ceiling"] = round(tc / tn, 3)
-        print(
-            f"naive per-message loop ({ex.runtime}): {res['naive_posts_s']} posts/s ({n_naive} posts); "
-            f"ceiling alongside {n_naive / tc:.1f} posts/s",
-            flush=True,
-        )
+        loops: list[tuple[str, Any, str]] = [("naive", ex, ex.runtime)]
         if a.naive_plain:
-            plain = load_extractor(a.model, runtime="torch")
-            tn, tc, n_naive = naive(plain, "naiveplain")
-            res["naive_plain_posts_s"] = round(n_naive / tn, 1)
-            res["naive_plain_vs_ceiling"] = round(tc / tn, 3)
+            loops.append(("naive_plain", load_extractor(a.model, runtime="torch"), "plain PyTorch GLiNER"))
+        for key, extractor, what in loops:
+            tn, tc, n_naive = naive(extractor, key.replace("_", ""))
+            res[f"{key}_posts_s"] = round(n_naive / tn, 1)
+            res[f"{key}_vs_ceiling"] = round(tc / tn, 3)
             print(
-                f"naive per-message loop (plain PyTorch GLiNER): {res['naive_plain_posts_s']} posts/s "
-                f"({n_naive} posts); ceiling alongside {n_naive / tc:.1f} posts/s",
+                f"naive per-message loop ({what}): {res[f'{key}_posts_s']} posts/s ({n_naive} posts); "
+                f"ceiling alongside {n_naive / tc:.1f} posts/s",
                 flush=True,
             )
         producer.close()
