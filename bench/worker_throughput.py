@@ -220,10 +220,9 @@ def main() -> None:
                     flush=True,
                 )
             reader.close()
-            n_posts = sum(len(posts[r * size : (r + 1) * size]) for r in range(rounds))
             res["rounds"] = rounds
             res["worker_vs_ceiling_per_round"] = per_round
-            res["ceiling_posts_s"] = round(n_posts / t_ceiling, 1)
+            res["ceiling_posts_s"] = round(len(posts) / t_ceiling, 1)  # the rounds' chunks cover every post
             res["worker_posts_s"] = round(got / t_worker, 1)
             res["worker_events"] = got
             print(
