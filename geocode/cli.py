@@ -14,7 +14,7 @@ from geocode.evaluate import load_region_map
 from geocode.gazetteer import build_index, default_index_path
 from geocode.resolver import FALLBACKS, Resolver, build_resolver
 from geocode.types import GeoContext, Resolution
-from lmr.config import config_option, option, redact
+from lmr.config import config_option, fail, option, redact
 from lmr.errors import LmrError
 
 
@@ -69,10 +69,6 @@ def _resolver(p: dict[str, Any]) -> Resolver:
         min_confidence=p["min_confidence"],
         fallback=p["fallback"],
     )
-
-
-def _fail(exc: LmrError) -> None:
-    raise click.ClickException(str(exc)) from exc
 
 
 @click.group(help="Resolve location mentions to places (offline gazetteer or geopy geocoders).")
@@ -130,7 +126,7 @@ def resolve(text: str, mentions: tuple[str, ...], as_json: bool, **params: Any) 
         resolver = _resolver(params)
         results = resolver.resolve(_spans(text, mentions), text)
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     for r in results:
         if as_json:
@@ -173,7 +169,7 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
         metrics = run_evaluation(resolver, data, region=GeoContext.parse(params["region"]), region_map=rmap,
                                  details=rows)  # fmt: skip
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     metrics["settings"] = redact({k: v for k, v in params.items() if k != "geocoder_options"})
     if details and rows is not None:
@@ -205,7 +201,7 @@ def build_index_cmd(path: str | None, force: bool) -> None:
     try:
         out = build_index(Path(path) if path else default_index_path(), force=force)
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     click.echo(f"gazetteer index: {out} ({out.stat().st_size / 1e6:.1f} MB)")
 

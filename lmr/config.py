@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from lmr.errors import ConfigError
+from lmr.errors import ConfigError, LmrError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +34,18 @@ def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
         kwargs["envvar"] = env_name(long.split("/")[0])
         kwargs.setdefault("show_envvar", True)
     return click.option(*decls, **kwargs)
+
+
+def fail(exc: LmrError) -> None:
+    """Turn an lmr error (problem + fix) into click's one-line error and exit status 1."""
+    raise click.ClickException(str(exc)) from exc
+
+
+def log_options(f: F) -> F:
+    """``--log-level`` and ``--log-format``, shared by the command groups."""
+    formats = click.Choice(["plain", "json"])
+    f = option("--log-format", type=formats, default="plain", help="Plain or JSON log lines.")(f)
+    return option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR.")(f)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

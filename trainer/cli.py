@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from lmr import logs
-from lmr.config import config_option, option
+from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from trainer.fast import RUNTIMES
 
@@ -18,13 +18,8 @@ RUNTIME_CHOICES = ["auto", *RUNTIMES]
 RUNTIME_HELP = "Inference runtime (auto = the measured fastest for the device; torch = plain GLiNER)."
 
 
-def _fail(exc: LmrError) -> None:
-    raise click.ClickException(str(exc))
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR.")
-@option("--log-format", type=click.Choice(["plain", "json"]), default="plain", help="Plain or JSON log lines.")
+@log_options
 def main(log_level: str, log_format: str) -> None:
     """Fine-tune, evaluate and publish GLiNER location-mention models.
 
@@ -150,7 +145,7 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
         settings = TrainSettings.from_params(kw, explicit)
         result = run(settings)
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     m = result.metrics
     click.echo(f"published: {result.published}")
@@ -197,7 +192,7 @@ def evaluate_cmd(
         thr = threshold if threshold is not None else ex.spec.threshold
         res, _ = evaluate_examples(ex, examples, threshold=thr, batch_size=batch_size)
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     res["model"] = ex.model_id
     res["runtime"] = ex.runtime
@@ -267,7 +262,7 @@ def predict_cmd(
             posts.append(obj)
         preds = ex.predict([p[text_field] for p in posts], threshold=threshold, batch_size=batch_size)
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from lmr import logs
-from lmr.config import config_option, option
+from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from trainer.fast import RUNTIMES
 from worker.settings import COMPRESSION_TYPES, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings, WorkerSettings
@@ -30,13 +30,8 @@ def _d(name: str) -> Any:
     raise KeyError(name)
 
 
-def _fail(exc: LmrError) -> None:
-    raise click.ClickException(str(exc))
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR.")
-@option("--log-format", type=click.Choice(["plain", "json"]), default="plain", help="Plain or JSON log lines.")
+@log_options
 def main(log_level: str, log_format: str) -> None:
     """Find and resolve location mentions in a stream of posts (Kafka in, Kafka out).
 
@@ -287,7 +282,7 @@ def run_cmd(config: str | None, create_topics: int, **kw: Any) -> None:
                 log.info("created topics %s with %d partitions", made, create_topics)
         code = Worker(settings).run()
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     sys.exit(code)
 
@@ -328,7 +323,7 @@ def broker_cmd(port: int, topics: tuple[str, ...]) -> None:
             click.echo("broker exited", err=True)
             sys.exit(1)
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         click.echo("broker stopped", err=True)
 
@@ -384,7 +379,7 @@ def replay_cmd(
             recs = recs[:limit]
         producer = KafkaProducer(**kafka.producer())
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     except KafkaError as exc:
         raise click.ClickException(
@@ -427,7 +422,7 @@ def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: boo
     try:
         res = evaluate([output], list(gold), id_field=id_field)
     except LmrError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         click.echo(json.dumps(res, indent=2))
