@@ -67,3 +67,37 @@ def test_batches_respect_size_and_token_budget() -> None:
     groups = _batches([0, 1, 2, 3, 4], lengths, 8, 30)
     assert sorted(i for g in groups for i in g) == [0, 1, 2, 3, 4]
     assert all(len(g) * max(lengths[i] for i in g) <= 30 or len(g) == 1 for g in groups)
+
+
+def test_padding_free_encoder_and_unpacked_lstm_equal_gliner_layers(plain) -> None:  # type: ignore[no-untyped-def]
+    """The fused runtime's BERT pass over real tokens only and its unpacked LSTM give GLiNER's own numbers."""
+    import torch
+
+    from trainer.fast import UnpackedBiLSTM, UnpaddedBert
+    from trainer.model import model_tokens
+
+    core = plain.model.model
+    assert UnpaddedBert.supports(core.token_rep_layer) and UnpackedBiLSTM.supports(core.rnn)
+    fast = load_extractor(str(plain.path), runtime="fused")
+    assert fast.engine._unpadded is not None and isinstance(fast.engine.rnn, UnpackedBiLSTM)
+
+    from lmr.words import split_words
+
+    # posts of very different lengths in one batch: most positions of the short ones are padding
+    inp = [{"tokenized_text": model_tokens(split_words(t), True), "ner": None} for t in TEXTS]
+    batch = plain.model.collate_batch(inp, ["location"], plain._collator)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert (mask == 0).any()
+    with torch.inference_mode():
+        want = core.token_rep_layer(ids, mask)
+        got = fast.engine._unpadded(ids, mask)
+        real = mask.bool()
+        assert torch.allclose(got[real], want[real], atol=1e-4)
+        assert (got[~real] == 0).all()
+
+        words = torch.randn(4, 9, core.rnn.lstm.input_size)
+        wmask = torch.tensor([[1] * 9, [1] * 3 + [0] * 6, [1] * 7 + [0] * 2, [1] + [0] * 8])
+        want_w = core.rnn(words, wmask)
+        got_w = fast.engine.rnn(words, wmask)
+        assert got_w.shape == want_w.shape
+        assert torch.allclose(got_w, want_w, atol=1e-5)
