@@ -138,10 +138,9 @@ def main() -> None:
         # Every topic exists before the producer starts: a kafka-python producer that first sends to a topic
         # created after it started spun its network thread at 100% of a core here (Tansu, measured), which
         # slowed whatever ran beside it by ~4x (it made the naive loop look far slower than it is).
-        for topic in ("bench.in", "bench.out", "scale.in", "scale.out", "naive.in", "naive.out"):
-            broker.create_topic(topic, PARTITIONS)
-        for topic in ("naiveplain.in", "naiveplain.out"):
-            broker.create_topic(topic, PARTITIONS)
+        for stem in ("bench", "scale", "naive", "naiveplain"):
+            broker.create_topic(f"{stem}.in", PARTITIONS)
+            broker.create_topic(f"{stem}.out", PARTITIONS)
         broker.create_topic("bench.dlq", 1)
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5, batch_size=65536)
 

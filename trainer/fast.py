@@ -1,6 +1,6 @@
 """Fast inference for GLiNER span models (``markerV0`` span head, the GLiNER default).
 
-Two independent speed-ups, selectable at load time (``runtime=``):
+Speed-ups, selectable at load time (``runtime=``):
 
 * **Fused span head** (every fast runtime). GLiNER scores a span ``(i, j)`` for label ``c`` as
   ``(W2 · relu(W1 · relu([s_i; e_j]) + b1) + b2) · q_c``: a 2D→4D→D MLP per span, then a dot
@@ -19,6 +19,9 @@ Two independent speed-ups, selectable at load time (``runtime=``):
   sub-word tokens of a batch only, packed end to end; only attention sees the padded layout.
   A batch of posts of different lengths then costs what its tokens cost (padding was ~24% of
   the positions of the worker's micro-batches). Exact up to float rounding.
+* **Unpacked word LSTM** (every fast runtime): GLiNER's bi-LSTM over packed sequences as two
+  one-directional passes over the padded batch (the fused kernel instead of PyTorch's step-by-step
+  path). Exact up to float rounding.
 """
 
 from __future__ import annotations
