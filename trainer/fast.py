@@ -223,7 +223,6 @@ class UnpaddedBert:
         )
 
     def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
-        import torch
         import torch.nn.functional as F
 
         b, length = input_ids.shape
@@ -232,10 +231,9 @@ class UnpaddedBert:
         n = int(keep.numel())
         extra = -n % self.ROWS
         emb = self.bert.embeddings
-        positions = torch.arange(length, device=input_ids.device).repeat(b)[keep]
         x = (
             emb.word_embeddings(input_ids.reshape(-1)[keep])
-            + emb.position_embeddings(positions)
+            + emb.position_embeddings(keep % length)  # a token's position is its column
             + emb.token_type_embeddings.weight[0]
         )
         x = F.pad(emb.LayerNorm(x), (0, 0, 0, extra))
