@@ -22,16 +22,18 @@ $(BIN)/lmr-worker: pyproject.toml
 setup: $(BIN)/lmr-worker  ## create .venv and install lmr with its pinned dependencies
 
 demo: setup  ## broker + model + worker + sample stream, end to end, offline
-	$(BIN)/python -m worker.demo
+	$(BIN)/python -m demo
 
 test: setup  ## the whole test suite (CI runs exactly this)
-	$(BIN)/ruff check lmr trainer worker geocode tests bench docker
+	$(BIN)/ruff check lmr trainer worker geocode demo tests bench docker
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q tests
 
 lint: setup
-	$(BIN)/ruff check lmr trainer worker geocode tests bench docker
+	$(BIN)/ruff check lmr trainer worker geocode demo tests bench docker
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

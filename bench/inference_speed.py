@@ -33,10 +33,10 @@ from typing import Any
 import torch
 
 from bench.common import need_idrisi, unlabeled_posts
+from lmr.model.extractor import load_extractor
+from lmr.readers import read_examples
+from lmr.scoring import SpanScorer
 from lmr.words import split_words
-from trainer.data import read_examples
-from trainer.metrics import SpanScorer
-from trainer.model import load_extractor
 
 VARIANTS = [
     ("torch (baseline)", "torch", False),
@@ -80,7 +80,7 @@ def main() -> None:
     for label, runtime, bucket in chosen:
         ex = load_extractor(a.model, runtime=runtime, threads=a.threads)
         if label.endswith("-padded"):
-            from trainer.fast import FastEngine
+            from lmr.model.runtimes import FastEngine
 
             ex.engine = FastEngine(ex.model, runtime, threads=a.threads, padding_free=False)
         ex.predict_words(stream_words[:64], stream[:64], batch_size=a.batch_size)  # warm-up

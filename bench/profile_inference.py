@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from bench.common import unlabeled_posts
+from lmr.model.extractor import _batches, load_extractor, model_tokens
+from lmr.model.runtimes import _fused_head
 from lmr.words import split_words
-from trainer.fast import _fused_head
-from trainer.model import _batches, load_extractor, model_tokens
 
 
 def main() -> None:

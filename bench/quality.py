@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from bench.common import need_idrisi
+from lmr.evaluation import score
 from lmr.mentions import Mention
-from trainer.data import Example, read_examples
-from trainer.metrics import SpanScorer
-from trainer.model import load_extractor
+from lmr.model.extractor import load_extractor
+from lmr.readers import read_examples
 
 SPACY_LABELS = {"GPE", "LOC", "FAC"}
 
@@ -30,13 +30,6 @@ def _spacy() -> Any:
         except OSError:
             continue
     raise SystemExit("spaCy model en_core_web_sm not installed: pip install -e '.[bench]'")
-
-
-def score(examples: list[Example], preds: list[list[Mention]]) -> dict[str, Any]:
-    sc = SpanScorer()
-    for ex, p in zip(examples, preds, strict=True):
-        sc.add(ex.text, ex.spans, p, ex.event)
-    return sc.result()
 
 
 def main() -> None:

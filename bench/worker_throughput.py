@@ -41,7 +41,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import REPO, unlabeled_posts
-from trainer.model import load_extractor
+from lmr.model.extractor import load_extractor
 from worker.broker import EmbeddedBroker, free_port
 
 PARTITIONS = 4

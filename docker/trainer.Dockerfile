@@ -46,7 +46,7 @@ COPY trainer ./trainer
 COPY worker ./worker
 COPY geocode ./geocode
 # Not editable: the venv must work without /src. Every dependency has a cp312 manylinux wheel.
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[train]' \
     && python -c "import torch, trainer.cli; assert torch.__version__.split('+')[0] == '${TORCH_VERSION}', torch.__version__"
 
 # ---- runtime: the CUDA base, Python, the venv, a non-root user ----

@@ -29,7 +29,7 @@ COPY trainer ./trainer
 COPY worker ./worker
 COPY geocode ./geocode
 # Not editable: the venv must work without /src. torch==2.13.0 is already satisfied by 2.13.0+cpu.
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[worker]' \
     && python -c "import torch, worker.cli; assert torch.__version__.split('+')[0] == '${TORCH_VERSION}', torch.__version__"
 
 # ---- runtime: slim Python, the venv, a non-root user ----

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from lmr.errors import DataError
-from trainer.data import AlignmentReport, Example, Span, read_examples, split_train_eval, to_gliner
+from lmr.readers import Example, Span, read_examples
+from trainer.data import AlignmentReport, split_train_eval, to_gliner
 
 
 def write(p: Path, lines: list[object]) -> Path:

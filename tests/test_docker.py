@@ -178,7 +178,12 @@ def test_dockerfile_installs_the_project_with_its_torch_pin(which: str, pyprojec
     runs = [expand(r, args) for r in builder.args("RUN")]
     pin = re.escape(torch_pin(pyproject))
     assert any(re.search(rf"pip install .*torch=={pin}\b", r) for r in runs), "torch is not installed at the pin"
-    assert any(re.search(r"pip install (--no-cache-dir )?\.(\s|$)", r) for r in runs), "pip install . missing"
+    # Each image installs its role's extra only: the worker image carries no training stack.
+    role = {"worker": "worker", "trainer": "train"}[which]
+    assert role in pyproject["project"]["optional-dependencies"], f"pyproject.toml has no [{role}] extra"
+    assert any(re.search(rf"pip install (--no-cache-dir )?'\.\[{role}\]'(\s|$)", r) for r in runs), (
+        f"pip install '.[{role}]' missing"
+    )
     assert not any(" -e " in r for r in runs if "pip install" in r), "editable install would need /src at run time"
     # Everything setuptools packages, and the README the metadata reads, is in the build context.
     copied = " ".join(builder.args("COPY"))

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from lmr.errors import ConfigError
-from trainer.fast import resolve_runtime
-from trainer.model import load_extractor
+from lmr.model.extractor import load_extractor
+from lmr.model.runtimes import resolve_runtime
 
 TEXTS = [
     "Flooding reported in Houston, Texas tonight",
@@ -47,7 +47,7 @@ def test_reduced_precision_runtimes_keep_offsets_and_close_scores(plain, tiny_mo
 
 
 def test_runtime_choice() -> None:
-    from trainer.fast import cpu_has_native_bf16
+    from lmr.model.runtimes import cpu_has_native_bf16
 
     assert resolve_runtime("auto", "cpu") == ("fused-bf16" if cpu_has_native_bf16() else "fused")
     assert resolve_runtime("auto", "cuda") == "fused"
@@ -60,7 +60,7 @@ def test_runtime_choice() -> None:
 
 
 def test_batches_respect_size_and_token_budget() -> None:
-    from trainer.model import _batches
+    from lmr.model.extractor import _batches
 
     lengths = [5, 5, 10, 10, 40]
     assert _batches([0, 1, 2, 3, 4], lengths, 3, 0) == [[0, 1, 2], [3, 4]]
@@ -73,8 +73,8 @@ def test_padding_free_encoder_and_unpacked_lstm_equal_gliner_layers(plain) -> No
     """The fused runtime's BERT pass over real tokens only and its unpacked LSTM give GLiNER's own numbers."""
     import torch
 
-    from trainer.fast import UnpackedBiLSTM, UnpaddedBert
-    from trainer.model import model_tokens
+    from lmr.model.extractor import model_tokens
+    from lmr.model.runtimes import UnpackedBiLSTM, UnpaddedBert
 
     core = plain.model.model
     assert UnpaddedBert.supports(core.token_rep_layer) and UnpackedBiLSTM.supports(core.rnn)

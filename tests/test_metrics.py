@@ -1,8 +1,8 @@
 import pytest
 
 from lmr.mentions import Mention
-from trainer.data import Span
-from trainer.metrics import SpanScorer, best_threshold
+from lmr.readers import Span
+from lmr.scoring import SpanScorer, best_threshold
 
 
 def m(s: int, e: int, score: float = 0.9) -> Mention:

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from lmr.errors import CorruptModelError, ModelNotFoundError
-from trainer import registry
+from lmr.model import registry
+from lmr.model.extractor import load_extractor
 from trainer.cli import main
-from trainer.model import load_extractor
 
 
 def test_published_layout_and_manifest(tiny_model: Path) -> None:

@@ -25,7 +25,7 @@ from worker.settings import WorkerSettings
 
 @pytest.fixture(scope="module")
 def extractor(tiny_model: Path) -> Any:
-    from trainer.model import load_extractor
+    from lmr.model.extractor import load_extractor
 
     return load_extractor(str(tiny_model))
 

@@ -41,7 +41,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture(scope="module")
 def extractor(tiny_model: Path) -> Any:
-    from trainer.model import load_extractor
+    from lmr.model.extractor import load_extractor
 
     return load_extractor(str(tiny_model))
 
@@ -219,7 +219,7 @@ def test_two_workers_split_four_partitions(broker: EmbeddedBroker, tiny_model: P
 def test_hot_reload_picks_up_new_latest(
     broker: EmbeddedBroker, tiny_model: Path, extractor: Any, tmp_path: Path
 ) -> None:
-    from trainer import registry
+    from lmr.model import registry
 
     reg = tmp_path / "registry" / "tiny"
     reg.mkdir(parents=True)

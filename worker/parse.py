@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmr.posts import ID_FIELDS, TEXT_FIELDS, pick_field
+
 # DLQ reason codes (the ``lmr.error.reason`` header).
 NOT_UTF8 = "not_utf8"
 NOT_JSON = "not_json"
@@ -17,8 +19,6 @@ WRONG_TYPE = "wrong_type"
 MODEL_ERROR = "model_error"
 REASONS = (NOT_UTF8, NOT_JSON, NOT_OBJECT, NO_TEXT, EMPTY_TEXT, TEXT_TOO_LARGE, WRONG_TYPE, MODEL_ERROR)
 
-TEXT_FALLBACKS = ("text", "full_text")
-ID_FALLBACKS = ("id", "tweet_id", "id_str")
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,6 @@ class Rejected:
     exc: BaseException | None = field(default=None, repr=False)
 
 
-def _pick(obj: dict[str, Any], first: str, fallbacks: tuple[str, ...]) -> tuple[str | None, Any]:
-    for name in (first, *fallbacks):
-        if name in obj:
-            return name, obj[name]
-    return None, None
-
-
 def parse_message(
     msg: Message, *, text_field: str = "text", id_field: str = "id", max_text_bytes: int = 100_000
 ) -> Post | Rejected:
@@ -81,10 +74,10 @@ def parse_message(
         return Rejected(msg, NOT_JSON, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", exc)
     if not isinstance(obj, dict):
         return Rejected(msg, NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
-    tname, text = _pick(obj, text_field, TEXT_FALLBACKS)
+    tname, text = pick_field(obj, text_field, TEXT_FIELDS)
     if tname is None:
         keys = ", ".join(sorted(obj)[:10])
-        tried = "/".join(dict.fromkeys((text_field, *TEXT_FALLBACKS)))
+        tried = "/".join(dict.fromkeys((text_field, *TEXT_FIELDS)))
         return Rejected(msg, NO_TEXT, f"no text field (tried {tried}); keys: {keys}")
     if not isinstance(text, str):
         return Rejected(msg, WRONG_TYPE, f"field {tname!r} is {type(text).__name__}, expected a string")
@@ -93,7 +86,7 @@ def parse_message(
     size = len(text.encode("utf-8"))
     if size > max_text_bytes:
         return Rejected(msg, TEXT_TOO_LARGE, f"field {tname!r} is {size} bytes, over --max-text-bytes {max_text_bytes}")
-    iname, pid = _pick(obj, id_field, ID_FALLBACKS)
+    iname, pid = pick_field(obj, id_field, ID_FIELDS)
     if pid is not None and (isinstance(pid, bool) or not isinstance(pid, str | int)):
         return Rejected(msg, WRONG_TYPE, f"field {iname!r} is {type(pid).__name__}, expected a string or integer id")
     return Post(msg, obj, text, None if pid is None else str(pid), tname)

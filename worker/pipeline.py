@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmr.errors import DataError, ModelError
+from lmr.posts import post_id
 from worker.events import OutRecord, build_event, dlq_record, event_record
 from worker.extract import Extracted, ExtractStage
 from worker.geocode_stage import GeoStage, NoGeocoder
@@ -183,8 +184,8 @@ def messages_from_jsonl(lines: Iterable[bytes | str], topic: str = "file", parti
         try:
             obj = json.loads(raw)
             if isinstance(obj, dict):
-                pid = obj.get("id", obj.get("tweet_id", obj.get("id_str")))
-                key = str(pid).encode() if isinstance(pid, str | int) and not isinstance(pid, bool) else None
+                pid = post_id(obj)
+                key = pid.encode() if pid is not None else None
         except (ValueError, UnicodeDecodeError):
             pass
         yield Message(raw, topic, partition, i, key)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lmr.errors import DataError
-from worker.parse import ID_FALLBACKS
+from lmr.posts import post_id
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,8 @@ def read_records(
                     obj = None
                 if isinstance(obj, dict):
                     ts = parse_created_at(obj.get(time_field))
-                    for name in (id_field, *ID_FALLBACKS):
-                        pid = obj.get(name)
-                        if isinstance(pid, str | int) and not isinstance(pid, bool):
-                            key = str(pid).encode("utf-8")
-                            break
+                    pid = post_id(obj, id_field)
+                    key = pid.encode("utf-8") if pid is not None else None
                 recs.append(ReplayRecord(raw, key, ts, len(recs)))
     recs.sort(key=lambda r: (r.timestamp_ms is None, r.timestamp_ms or 0, r.order))
     return recs

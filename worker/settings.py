@@ -169,7 +169,7 @@ class WorkerSettings:
     output_topic: str = "posts.enriched"
     dlq_topic: str | None = "posts.dlq"
     model: str = ""
-    runtime: str = "auto"  # trainer.fast runtimes; auto = the measured fastest for the device
+    runtime: str = "auto"  # lmr.model.runtimes runtimes; auto = the measured fastest for the device
     device: str = "cpu"  # cpu | cuda
     threads: int = 0  # torch / ONNX Runtime intra-op threads (0 = library default)
     geocoder: str | None = None
@@ -207,7 +207,7 @@ class WorkerSettings:
             )
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, not {self.batch_size}.", None)
-        from trainer.fast import RUNTIMES
+        from lmr.model.runtimes import RUNTIMES
 
         if self.runtime != "auto" and self.runtime not in RUNTIMES:
             raise ConfigError(f"Unknown --runtime {self.runtime!r}.", f"use auto or one of {', '.join(RUNTIMES)}.")

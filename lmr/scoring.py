@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -133,16 +133,6 @@ class SpanScorer:
                 for g, c in sorted(self.by_group.items())
             },
         }
-
-
-def score(
-    items: Iterable[tuple[str, Sequence[Any], Sequence[HasSpan], str]],
-) -> dict[str, Any]:
-    """Score ``(text, gold, pred, group)`` tuples."""
-    s = SpanScorer()
-    for text, gold, pred, group in items:
-        s.add(text, gold, pred, group)
-    return s.result()
 
 
 def best_threshold(

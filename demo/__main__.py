@@ -7,7 +7,7 @@
 4. replay a sample stream of IDRISI posts, plus three malformed messages for the dead-letter topic;
 5. print a few enriched events and a summary (posts/s, mentions, DLQ by reason).
 
-    python -m worker.demo [--posts 400] [--registry registry] [--demo-steps 400]
+    python -m demo [--posts 400] [--registry registry] [--demo-steps 400]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _say(msg: str) -> None:
 
 def ensure_model(registry: Path, steps: int) -> str:
     """``registry/lmr-location`` if published, else the demo model (trained once)."""
-    from trainer import registry as reg
+    from lmr.model import registry as reg
 
     for name in ("lmr-location", "lmr-location-demo"):
         if reg.read_latest(registry / name):

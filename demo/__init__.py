@@ -1,0 +1,1 @@
+"""`make demo`: the whole job end to end, offline (composes trainer, broker and worker; see __main__)."""
