@@ -13,7 +13,7 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
 
 * ``torch+bucket``: the same, posts sorted by length inside the benchmark window (less padding);
 * ``fused``: bucketing + the fused span head, the padding-free BERT encoder and the unpacked word LSTM
-  (exact; see trainer/fast.py);
+  (exact; see lmr/model/runtimes.py);
 * ``fused-bf16``: the same with bfloat16 copies of the encoder, LSTM and head;
 * ``fused-bf16-padded``: ``fused-bf16`` with GLiNER's padded encoder and packed LSTM (what the
   padding-free parts gain);

@@ -4,7 +4,7 @@
 
 Stages, each timed over the same batches of IDRISI's unlabeled stream: word splitting, collation
 (sub-word tokenisation, span enumeration), the transformer encoder, word pooling + LSTM, the plain
-span head (GLiNER's SpanMarkerV0 MLP per span + label scoring), the fused span head (trainer/fast.py),
+span head (GLiNER's SpanMarkerV0 MLP per span + label scoring), the fused span head (lmr/model/runtimes.py),
 and decoding. Padding waste is the share of padded sub-word positions, unsorted vs length-sorted.
 """
 
