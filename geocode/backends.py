@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -306,7 +305,3 @@ def build_geocoder(
             f"The {service} geocoder cannot be built: {type(exc).__name__}.",
             f"check its options; a key goes in {API_KEY_ENV}.",
         ) from exc
-
-
-def api_key_present() -> bool:
-    return bool(os.environ.get(API_KEY_ENV))
