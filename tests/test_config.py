@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -69,6 +70,47 @@ def test_presets_fill_only_what_the_user_did_not_set() -> None:
         TrainSettings.from_params({}, set())
     with pytest.raises(ConfigError, match="max-width"):
         TrainSettings.from_params({"train": ["x"], "max_width": "wide"}, set())
+
+
+def test_training_arguments_come_from_the_settings() -> None:
+    from trainer.settings import TrainSettings
+
+    s = TrainSettings.from_params(
+        {"train": ["x.jsonl"], "encoder": "/enc", "eval_steps": 500, "batch_size": 4, "grad_accum": 2},
+        {"batch_size", "grad_accum"},
+    )
+    a = s.training_arguments("runs/r-1", n_train=80, has_eval=True, device="cpu", report_to=[])
+    assert (a.learning_rate, a.per_device_train_batch_size, a.gradient_accumulation_steps) == (5e-5, 4, 2)
+    assert a.eval_steps == a.save_steps == 10 and a.load_best_model_at_end and a.metric_for_best_model == "f1"
+    assert a.run_name == "r-1" and not a.bf16 and a.use_cpu
+    assert s.evaluation_interval(80, world_size=2) == 5, "two processes take twice the posts per step"
+    b = s.training_arguments("runs/r-2", n_train=80, has_eval=False, device="cpu", report_to=[])
+    assert b.eval_strategy == "no" and not b.load_best_model_at_end
+    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+        TrainSettings.from_params({"train": ["x"], "precision": "bf16"}, set()).precision_flags("cpu")
+
+
+def run_param(main: Any, name: str) -> Any:
+    return next(p for p in main.commands["run"].params if p.name == name)
+
+
+def test_trainer_cli_defaults_are_the_settings_defaults() -> None:
+    from dataclasses import MISSING, fields
+
+    from trainer.cli import main
+    from trainer.settings import PRESETS, TrainSettings
+
+    defaults = {f.name: f.default for f in fields(TrainSettings) if f.default is not MISSING}
+    for k in PRESETS["seed"]:  # filled by the chosen preset, so the flag itself has no default
+        assert run_param(main, k).default is None, k
+        defaults.pop(k)
+    checked = 0
+    for p in main.commands["run"].params:
+        name = "eval" if p.name == "eval_" else p.name
+        if name in defaults and defaults[name] is not None:
+            assert p.default == defaults[name], name
+            checked += 1
+    assert checked >= 20
 
 
 def test_trainer_config_file_keys_equal_flags(tmp_path: Path) -> None:

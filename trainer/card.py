@@ -1,4 +1,8 @@
-"""The model card: kept as data, written as README.md (and card.json) on publish."""
+"""The model card: kept as data, filled by each step of a run, written as README.md (and card.json) on publish.
+
+``prepare`` sets the base model, labels and data; training callbacks append every evaluation and the
+steps and time; the final evaluation sets the metrics and threshold (as SpanMarker's ``CardData``).
+"""
 
 from __future__ import annotations
 
@@ -26,15 +30,16 @@ DATA_LICENSE = (
 @dataclass
 class ModelCard:
     name: str
-    base_model: str
-    labels: list[str]
-    threshold: float
-    case_markers: bool
+    base_model: str = ""
+    labels: list[str] = field(default_factory=list)
+    threshold: float = 0.5
+    case_markers: bool = False
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     inference: dict[str, Any] = field(default_factory=dict)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # one row per evaluation during training
     intended_use: str = INTENDED_USE
     limits: str = LIMITS
     data_license: str = DATA_LICENSE
@@ -94,6 +99,7 @@ class ModelCard:
             "",
             "## Training",
             *(f"- {k}: {v}" for k, v in self.training.items()),
+            *self._evaluations_table(),
             "",
             "## Limits",
             self.limits,
@@ -103,6 +109,19 @@ class ModelCard:
             "",
         ]
         return "\n".join(lines)
+
+    def _evaluations_table(self) -> list[str]:
+        if not self.evaluations:
+            return []
+        cols = list(dict.fromkeys(k for row in self.evaluations for k in row))
+        return [
+            "",
+            "Evaluations during training (on the evaluation set):",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "| " + " | ".join("---" for _ in cols) + " |",
+            *("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |" for row in self.evaluations),
+        ]
 
     def save(self, directory: Path) -> None:
         (directory / "README.md").write_text(self.to_markdown(), encoding="utf-8")

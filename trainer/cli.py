@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,18 @@ from lmr import logs
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from lmr.model.runtimes import RUNTIMES
+from trainer.settings import TrainSettings
 
 RUNTIME_CHOICES = ["auto", *RUNTIMES]
 RUNTIME_HELP = "Inference runtime (auto = the measured fastest for the device; torch = plain GLiNER)."
+
+
+def _d(name: str) -> Any:
+    """The default of a :class:`TrainSettings` field, so --help shows the default the code uses."""
+    for f in fields(TrainSettings):
+        if f.name == name and f.default is not MISSING:
+            return f.default
+    raise KeyError(name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -36,16 +46,22 @@ def main(log_level: str, log_format: str) -> None:
 @option("--train", "train", multiple=True, help="Training data: files, directories or globs (repeatable).")
 @option("--eval", "eval_", multiple=True, help="Evaluation data (repeatable). Default: hold out part of --train.")
 @option("--eval-events", multiple=True, help="Hold out these IDRISI events (directory names) for evaluation.")
-@option("--eval-fraction", type=float, default=0.1, show_default=True, help="Fraction held out when no --eval.")
+@option(
+    "--eval-fraction",
+    type=float,
+    default=_d("eval_fraction"),
+    show_default=True,
+    help="Fraction held out when no --eval.",
+)
 @option(
     "--base-model",
-    default="urchade/gliner_large-v2.1",
+    default=_d("base_model"),
     show_default=True,
     help="Hub id, GLiNER directory or REGISTRY/NAME[/VERSION].",
 )
 @option(
     "--encoder",
-    default=None,
+    default=_d("encoder"),
     help="Train a fresh GLiNER span model on this Hugging Face encoder directory ('offline' = bundled MiniLM).",
 )
 @option(
@@ -54,70 +70,85 @@ def main(log_level: str, log_format: str) -> None:
     default=None,
     help="Hyper-parameter preset (default: fresh with --encoder, else seed).",
 )
-@option("--fine-types/--no-fine-types", default=False, help="Keep IDRISI's fine location types as labels.")
+@option("--fine-types/--no-fine-types", default=_d("fine_types"), help="Keep IDRISI's fine location types as labels.")
 @option(
     "--case-markers",
     type=click.Choice(["auto", "on", "off"]),
-    default="auto",
+    default=_d("case_markers"),
     show_default=True,
     help="Mark capitalised words for uncased encoders.",
 )
-@option("--max-width", default="auto", show_default=True, help="Longest span in words ('auto' = from the data).")
+@option(
+    "--max-width", default=_d("max_width"), show_default=True, help="Longest span in words ('auto' = from the data)."
+)
+# The preset (seed or fresh) fills these unless given, so they have no default of their own here.
 @option("--learning-rate", "--lr", "learning_rate", type=float, default=None, help="Encoder learning rate.")
 @option("--others-lr", type=float, default=None, help="Learning rate of the span head.")
 @option("--batch-size", type=int, default=None)
-@option("--eval-batch-size", type=int, default=32, show_default=True)
-@option("--grad-accum", type=int, default=1, show_default=True, help="Gradient accumulation steps.")
+@option("--eval-batch-size", type=int, default=_d("eval_batch_size"), show_default=True)
+@option("--grad-accum", type=int, default=_d("grad_accum"), show_default=True, help="Gradient accumulation steps.")
 @option(
     "--group-by-length/--no-group-by-length",
-    default=True,
+    default=_d("group_by_length"),
     show_default=True,
     help="Batch posts of similar length together (less padding, faster steps).",
 )
 @option("--epochs", type=float, default=None)
-@option("--max-steps", type=int, default=-1, show_default=True, help="Stop after this many steps (-1: use --epochs).")
+@option(
+    "--max-steps",
+    type=int,
+    default=_d("max_steps"),
+    show_default=True,
+    help="Stop after this many steps (-1: use --epochs).",
+)
 @option("--lr-scheduler", default=None, help="constant, linear, cosine, ...")
 @option("--warmup-ratio", type=float, default=None)
 @option("--weight-decay", type=float, default=None)
 @option("--others-weight-decay", type=float, default=None)
 @option(
-    "--eval-steps", type=int, default=500, show_default=True, help="Evaluate (span F1) and checkpoint every N steps."
+    "--eval-steps",
+    type=int,
+    default=_d("eval_steps"),
+    show_default=True,
+    help="Evaluate (span F1) and checkpoint every N steps.",
 )
 @option(
     "--best-by",
     type=click.Choice(["f1", "loss"]),
-    default="f1",
+    default=_d("best_by"),
     show_default=True,
     help="Keep the checkpoint with the best F1 or eval loss.",
 )
 @option(
     "--early-stopping",
     type=int,
-    default=0,
+    default=_d("early_stopping"),
     show_default=True,
     help="Stop after N evaluations without improvement (0: off).",
 )
-@option("--threshold", type=float, default=None, help="Fixed threshold (default: chosen on the eval set).")
-@option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
-@option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@option("--seed", type=int, default=42, show_default=True)
+@option("--threshold", type=float, default=_d("threshold"), help="Fixed threshold (default: chosen on the eval set).")
+@option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_d("precision"), show_default=True)
+@option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_d("device"), show_default=True)
+@option("--seed", type=int, default=_d("seed"), show_default=True)
 @option(
     "--time-budget-min",
     type=float,
-    default=0.0,
+    default=_d("time_budget_min"),
     show_default=True,
     help="Stop training after N minutes, keeping the best checkpoint (0: none).",
 )
-@option("--resume", default=None, help="Resume from a checkpoint directory, or 'last'.")
-@option("--output-dir", default="runs", show_default=True, help="Checkpoints and logs.")
-@option("--registry", default="registry", show_default=True, help="Registry directory the model is published into.")
-@option("--name", default="lmr-location", show_default=True, help="Model name in the registry.")
-@option("--version", "version", default=None, help="Version to publish (default: next vN).")
-@option("--report-to", type=click.Choice(["none", "wandb"]), default="none", show_default=True)
-@option("--wandb-project", default="lmr", show_default=True)
-@option("--wandb-artifact/--no-wandb-artifact", default=False, help="Also log the model as a W&B artifact.")
-@option("--push-to-hub", default=None, help="Also push to this Hugging Face repo id (needs HF_TOKEN).")
-@option("--threads", type=int, default=0, help="torch CPU threads (0: torch default).")
+@option("--resume", default=_d("resume"), help="Resume from a checkpoint directory, or 'last'.")
+@option("--output-dir", default=_d("output_dir"), show_default=True, help="Checkpoints and logs.")
+@option("--registry", default=_d("registry"), show_default=True, help="Registry directory the model is published into.")
+@option("--name", default=_d("name"), show_default=True, help="Model name in the registry.")
+@option("--version", "version", default=_d("version"), help="Version to publish (default: next vN).")
+@option("--report-to", type=click.Choice(["none", "wandb"]), default=_d("report_to"), show_default=True)
+@option("--wandb-project", default=_d("wandb_project"), show_default=True)
+@option(
+    "--wandb-artifact/--no-wandb-artifact", default=_d("wandb_artifact"), help="Also log the model as a W&B artifact."
+)
+@option("--push-to-hub", default=_d("push_to_hub"), help="Also push to this Hugging Face repo id (needs HF_TOKEN).")
+@option("--threads", type=int, default=_d("threads"), help="torch CPU threads (0: torch default).")
 @click.pass_context
 def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], **kw: Any) -> None:
     """Fine-tune a GLiNER model on labelled posts, evaluate it and publish it.
@@ -131,8 +162,8 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
     """
     from click.core import ParameterSource
 
+    from trainer import distributed
     from trainer.model import offline_encoder
-    from trainer.settings import TrainSettings
     from trainer.train import run
 
     explicit = {name for name in ctx.params if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
@@ -146,6 +177,8 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
         result = run(settings)
     except LmrError as exc:
         fail(exc)
+        return
+    if not distributed.is_main():  # under torchrun/accelerate, rank 0 speaks for the run
         return
     m = result.metrics
     click.echo(f"published: {result.published}")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
 
 from lmr.config import redact
 from lmr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gliner.training import TrainingArguments
 
 # Values each preset sets unless the user gives them explicitly.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -37,7 +42,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class TrainSettings:
-    """Everything ``lmr-trainer run`` needs; saved with the published model."""
+    """Everything ``lmr-trainer run`` needs; saved with the published model.
+
+    The hyper-parameters a preset sets default to the ``seed`` preset's values.
+    """
 
     train: list[str] = field(default_factory=list)
     eval: list[str] = field(default_factory=list)
@@ -49,18 +57,18 @@ class TrainSettings:
     fine_types: bool = False
     case_markers: str = "auto"  # auto | on | off
     max_width: str = "auto"  # auto (from the data) or an int
-    learning_rate: float = 1e-6
-    others_lr: float = 5e-7
-    batch_size: int = 8
+    learning_rate: float = PRESETS["seed"]["learning_rate"]
+    others_lr: float = PRESETS["seed"]["others_lr"]
+    batch_size: int = PRESETS["seed"]["batch_size"]
     eval_batch_size: int = 32
     grad_accum: int = 1
     group_by_length: bool = True  # length-grouped random batches: less padding per step
-    epochs: float = 5.0
+    epochs: float = PRESETS["seed"]["epochs"]
     max_steps: int = -1
-    lr_scheduler: str = "constant"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 1e-4
-    others_weight_decay: float = 1e-4
+    lr_scheduler: str = PRESETS["seed"]["lr_scheduler"]
+    warmup_ratio: float = PRESETS["seed"]["warmup_ratio"]
+    weight_decay: float = PRESETS["seed"]["weight_decay"]
+    others_weight_decay: float = PRESETS["seed"]["others_weight_decay"]
     max_grad_norm: float = 1.0
     eval_steps: int = 500
     best_by: str = "f1"  # f1 | loss
@@ -119,3 +127,76 @@ class TrainSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return redact(asdict(self))
+
+    def resolved_device(self) -> str:
+        """``cpu`` or ``cuda``: ``auto`` picks CUDA when a GPU is visible."""
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                "--device cuda was asked for but no CUDA GPU is visible.",
+                "use --device cpu or install the CUDA build of torch.",
+            )
+        return self.device
+
+    def precision_flags(self, device: str) -> dict[str, bool]:
+        """``bf16``/``fp16`` flags of the Trainer: ``auto`` is bf16 on a GPU that has it, else fp32."""
+        import torch
+
+        p = self.precision
+        if p == "auto":
+            p = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        if p in ("bf16", "fp16") and device != "cuda":
+            raise ConfigError(f"--precision {p} needs a CUDA GPU.", "use --precision fp32 (or auto) on a CPU.")
+        return {"bf16": p == "bf16", "fp16": p == "fp16"}
+
+    def evaluation_interval(self, n_train: int, world_size: int = 1) -> int:
+        """Steps between evaluations: ``eval_steps``, at most the run's length (so short runs evaluate)."""
+        per_step = self.batch_size * self.grad_accum * world_size
+        total = math.ceil(n_train / per_step) * max(1, int(self.epochs)) if self.max_steps < 0 else self.max_steps
+        return max(1, min(self.eval_steps, total))
+
+    def training_arguments(
+        self, output_dir: str, *, n_train: int, has_eval: bool, device: str, report_to: list[str], world_size: int = 1
+    ) -> TrainingArguments:
+        """The Hugging Face (GLiNER) ``TrainingArguments`` of this run, reused as they are (as SpanMarker does).
+
+        ``n_train`` posts over ``world_size`` processes set the evaluation interval; evaluation,
+        checkpoints and the best-model choice are on only when there is an evaluation set.
+        """
+        from gliner.training import TrainingArguments
+
+        every = self.evaluation_interval(n_train, world_size)
+        return TrainingArguments(
+            output_dir=output_dir,
+            run_name=PurePath(output_dir).name,
+            learning_rate=self.learning_rate,
+            others_lr=self.others_lr,
+            weight_decay=self.weight_decay,
+            others_weight_decay=self.others_weight_decay,
+            lr_scheduler_type=self.lr_scheduler,
+            warmup_ratio=self.warmup_ratio,
+            per_device_train_batch_size=self.batch_size,
+            per_device_eval_batch_size=self.eval_batch_size,
+            gradient_accumulation_steps=self.grad_accum,
+            num_train_epochs=self.epochs,
+            max_steps=self.max_steps,
+            max_grad_norm=self.max_grad_norm,
+            eval_strategy="steps" if has_eval else "no",
+            eval_steps=every,
+            save_strategy="steps" if has_eval else "no",
+            save_steps=every,
+            save_total_limit=2,
+            load_best_model_at_end=has_eval,
+            metric_for_best_model=self.best_by,
+            greater_is_better=self.best_by == "f1",
+            logging_steps=min(50, every),
+            report_to=report_to,
+            seed=self.seed,
+            use_cpu=device == "cpu",
+            dataloader_num_workers=0,
+            disable_tqdm=False,
+            **self.precision_flags(device),
+        )
