@@ -1,8 +1,10 @@
-"""Backends, all behind geopy's ``Geocoder`` interface, and their answers as candidates.
+"""Backends: one :class:`CandidateSource` interface (as geopy has one ``Geocoder``), answers as candidates.
 
 * ``offline``: :class:`OfflineGeocoder`, a geopy geocoder over the local gazetteer
   (no network). It tries the mention's query variants (see :mod:`geocode.text`)
   and returns every matching place; ``raw`` holds the candidate.
+* remote: :class:`RemoteSource` wraps any geopy geocoder behind a guarded call
+  (rate limit, retries, circuit breaker) and turns its answers into candidates.
 * ``nominatim`` (public or self-hosted with ``url``; a user agent is required),
   ``photon``, and any other geopy geocoder by name (``geopy.geocoders.get_geocoder_for_service``)
   with keyword options. A key, where the service needs one, comes only from the
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from geopy.geocoders import get_geocoder_for_service
@@ -23,7 +25,7 @@ from geopy.location import Location
 from geopy.point import Point
 
 from geocode.gazetteer import Gazetteer, importance, open_gazetteer
-from geocode.text import is_upper_code, variants
+from geocode.text import is_upper_code, split_camel, variants
 from geocode.types import BBox, Candidate, GeoContext
 from lmr.config import secret_from_env
 from lmr.errors import ConfigError
@@ -60,16 +62,50 @@ def install_log_redaction() -> None:
             lg.addFilter(_REDACT)
 
 
+class CandidateSource(Protocol):
+    """Where a resolver's candidates come from.
+
+    ``name`` labels resolutions and cache keys; ``context_aware`` says whether the
+    answers depend on the event context (then the context is part of the cache key);
+    ``query`` turns a mention into the text sent; ``candidates`` may raise
+    :class:`~lmr.errors.GeocoderError` (never cached by the resolver).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def context_aware(self) -> bool: ...
+
+    def query(self, text: str) -> str: ...
+
+    def candidates(self, query: str, context: GeoContext | None = None) -> list[Candidate]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
 # ----------------------------------------------------------------------------- offline
 
 
 class OfflineGeocoder(Geocoder):  # type: ignore[misc]
-    """geopy-compatible geocoder over the offline gazetteer."""
+    """geopy-compatible geocoder over the offline gazetteer; also a :class:`CandidateSource`.
+
+    It scores the event context itself (in :mod:`geocode.disambiguate`), so its answers do not depend on it.
+    """
+
+    name = "offline"
+    context_aware = False
 
     def __init__(self, gazetteer: Gazetteer | None = None, *, max_candidates: int = 60) -> None:
         super().__init__(user_agent="lmr-offline")
         self._gazetteer = gazetteer
         self.max_candidates = max_candidates
+
+    def query(self, text: str) -> str:
+        return " ".join(text.split())
+
+    def stats(self) -> dict[str, Any]:
+        return {}
 
     @property
     def gazetteer(self) -> Gazetteer:
@@ -77,7 +113,7 @@ class OfflineGeocoder(Geocoder):  # type: ignore[misc]
             self._gazetteer = open_gazetteer()
         return self._gazetteer
 
-    def candidates(self, query: str) -> list[Candidate]:
+    def candidates(self, query: str, context: GeoContext | None = None) -> list[Candidate]:
         """Every place the query's variants name, with ``match`` = name quality x variant weight."""
         upper = is_upper_code(query)
         found: dict[tuple[str, float, float], Candidate] = {}
@@ -305,3 +341,38 @@ def build_geocoder(
             f"The {service} geocoder cannot be built: {type(exc).__name__}.",
             f"check its options; a key goes in {API_KEY_ENV}.",
         ) from exc
+
+
+class RemoteSource:
+    """A geopy geocoder as a :class:`CandidateSource`: guarded calls, answers ranked as the service ranks them."""
+
+    context_aware = True
+
+    def __init__(self, geocoder: Geocoder, service: str, call: Callable[..., Any] | None = None) -> None:
+        self.geocoder = geocoder
+        self.service = service
+        self._call = call if call is not None else geocoder.geocode
+
+    @property
+    def name(self) -> str:
+        return self.service
+
+    def query(self, text: str) -> str:
+        return " ".join(split_camel(text).split())
+
+    def candidates(self, query: str, context: GeoContext | None = None) -> list[Candidate]:
+        found = self._call(query, **geocoder_kwargs(self.service, context))
+        if found is None:
+            return []
+        locs = found if isinstance(found, list) else [found]
+        out = []
+        for rank, loc in enumerate(locs):
+            c = candidate_from_location(loc)
+            if c is not None:
+                # Services rank their answers: later ones match the query less well.
+                out.append(Candidate(**{**c.__dict__, "match": round(c.match * (1.0 - 0.05 * rank), 4)}))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        stats = getattr(self._call, "stats", None)
+        return dict(stats()) if callable(stats) else {}

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from geocode.evaluate import ORDERS, load_region_map
 from geocode.evaluate import evaluate as run_evaluation
-from geocode.evaluate import load_region_map
 from geocode.gazetteer import build_index, default_index_path
 from geocode.resolver import FALLBACKS, Resolver, build_resolver
 from geocode.types import GeoContext, Resolution
@@ -50,6 +50,12 @@ def _backend_options(f: Any) -> Any:
                help="Below this candidate probability a mention is Unresolved(ambiguous)."),
         option("--fallback", type=click.Choice(FALLBACKS), default="context", show_default=True,
                help="context: a mention with no candidate inherits the post's most specific place."),
+        option("--offline-fallback", is_flag=True,
+               help="Answer from the offline gazetteer when a remote service fails (outage, 429, open circuit)."),
+        option("--geocoder-rate-file", default=None, type=click.Path(dir_okay=False),
+               help="Share the request rate with every process naming this file (several workers on one host)."),
+        option("--prior/--no-prior", default=False, show_default=True,
+               help="Stream prior: recent confident places break ties between namesakes (see docs/geocode.md)."),
     ]  # fmt: skip
     for d in reversed(decorators):
         f = d(f)
@@ -68,6 +74,9 @@ def _resolver(p: dict[str, Any]) -> Resolver:
         min_delay_seconds=p["geocoder_min_delay"],
         min_confidence=p["min_confidence"],
         fallback=p["fallback"],
+        offline_fallback=p["offline_fallback"],
+        rate_limit_file=p["geocoder_rate_file"],
+        prior=p["prior"],
     )
 
 
@@ -110,9 +119,16 @@ def _spans(post: str, mentions: tuple[str, ...]) -> list[_Span]:
     help="A mention inside TEXT (its words, or START:END); repeatable. Without it TEXT is one place name.",
 )
 @_backend_options
+@option(
+    "--candidates",
+    "k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Print the K most probable places per mention (ranked, with probabilities) instead of one.",
+)
 @option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @config_option
-def resolve(text: str, mentions: tuple[str, ...], as_json: bool, **params: Any) -> None:  # fmt: skip
+def resolve(text: str, mentions: tuple[str, ...], k: int | None, as_json: bool, **params: Any) -> None:  # fmt: skip
     """Resolve a place name, or the mentions of a post, and print where they are.
 
     \b
@@ -120,11 +136,16 @@ def resolve(text: str, mentions: tuple[str, ...], as_json: bool, **params: Any) 
       lmr-geocode resolve "Paris"
       lmr-geocode resolve "Flooding in Luling, Texas tonight" -m Luling -m Texas --json
       lmr-geocode resolve "Georgia" --region US
+      lmr-geocode resolve "Georgia" --candidates 3
     """
     params.pop("config", None)
     try:
         resolver = _resolver(params)
-        results = resolver.resolve(_spans(text, mentions), text)
+        spans = _spans(text, mentions)
+        if k is not None:
+            _print_ranked(spans, resolver.rank(spans, text, k=k), as_json)
+            return
+        results = resolver.resolve(spans, text)
     except LmrError as exc:
         fail(exc)
         return
@@ -137,6 +158,19 @@ def resolve(text: str, mentions: tuple[str, ...], as_json: bool, **params: Any) 
             click.echo(f"{r.text}\tunresolved: {r.reason}{' - ' + r.detail if r.detail else ''}")
 
 
+def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: bool) -> None:
+    for span, places in zip(spans, ranked, strict=True):
+        if as_json:
+            click.echo(json.dumps({"text": span.text, "start": span.start, "end": span.end,
+                                   "candidates": [r.to_dict() for r in places]}, ensure_ascii=False))  # fmt: skip
+            continue
+        if not places:
+            click.echo(f"{span.text}\tunresolved: no_candidate")
+        for rank, r in enumerate(places, start=1):
+            click.echo(f"{span.text}\t{rank}\t{r.lat:.5f},{r.lon:.5f}\t{r.feature_type}\t{r.display_name}"
+                       f"\t(p={r.score:.2f})")  # fmt: skip
+
+
 @main.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @_backend_options
@@ -147,10 +181,19 @@ def resolve(text: str, mentions: tuple[str, ...], as_json: bool, **params: Any) 
     help="JSON file event -> {country_codes, bbox}: per-event context (events are the files' folder names).",
 )
 @option("--details", type=click.Path(dir_okay=False), default=None, help="Write one JSON line per mention here.")
+@option(
+    "--order",
+    type=click.Choice(ORDERS),
+    default="file",
+    show_default=True,
+    help="arrival: replay each event's posts by created_at, as a stream (the prior is keyed by event).",
+)
+@option("--typed", is_flag=True, help="Pass each gold mention's IDRISI type as its label (a typed recognizer).")
+@option("--mrr", is_flag=True, help="Add IDRISI-D's official MRR@1/3/5 per admin level (offline reverse geocoding).")
 @option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @config_option
-def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None, as_json: bool,
-             **params: Any) -> None:  # fmt: skip
+def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None, order: str, typed: bool, mrr: bool,
+             as_json: bool, **params: Any) -> None:  # fmt: skip
     """Resolve IDRISI-D gold mentions and score them against the annotators' OSM points.
 
     Prints acc_161 (share of ALL gold mentions within 161 km; unresolved = miss),
@@ -166,8 +209,16 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
     try:
         resolver = _resolver(params)
         rmap = load_region_map(region_map) if region_map else None
-        metrics = run_evaluation(resolver, data, region=GeoContext.parse(params["region"]), region_map=rmap,
-                                 details=rows)  # fmt: skip
+        metrics = run_evaluation(
+            resolver,
+            data,
+            region=GeoContext.parse(params["region"]),
+            region_map=rmap,
+            details=rows,
+            order="arrival" if order == "arrival" else "file",
+            typed=typed,
+            mrr=mrr,
+        )
     except LmrError as exc:
         fail(exc)
         return
@@ -181,11 +232,16 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
         f"backend={metrics['backend']}  n={metrics['n']}  acc_161={metrics['acc_161']:.4f}  "
         f"coverage={metrics['coverage']:.4f}  median_km={metrics['median_km']}  mean_km={metrics['mean_km']}"
     )
-    click.echo(f"{'type':<30}{'n':>6}{'acc_161':>9}{'coverage':>10}{'median_km':>11}{'mean_km':>9}")
-    for name, m in metrics["by_type"].items():
-        click.echo(f"{name:<30}{m['n']:>6}{m['acc_161']:>9.3f}{m['coverage']:>10.3f}"
-                   f"{m['median_km'] if m['median_km'] is not None else '-':>11}"
-                   f"{m['mean_km'] if m['mean_km'] is not None else '-':>9}")  # fmt: skip
+    for title, table in (("type", metrics["by_type"]), ("event", metrics["by_event"])):
+        click.echo(f"{title:<30}{'n':>6}{'acc_161':>9}{'coverage':>10}{'median_km':>11}{'mean_km':>9}")
+        for name, m in table.items():
+            click.echo(f"{name:<30}{m['n']:>6}{m['acc_161']:>9.3f}{m['coverage']:>10.3f}"
+                       f"{m['median_km'] if m['median_km'] is not None else '-':>11}"
+                       f"{m['mean_km'] if m['mean_km'] is not None else '-':>9}")  # fmt: skip
+    if "mrr" in metrics:
+        click.echo(f"{'level':<30}{'n':>6}{'MRR@1':>9}{'MRR@3':>9}{'MRR@5':>9}")
+        for level, m in metrics["mrr"].items():
+            click.echo(f"{level:<30}{m['n']:>6}{m['mrr@1']:>9.4f}{m['mrr@3']:>9.4f}{m['mrr@5']:>9.4f}")
 
 
 @main.command("build-index")

@@ -8,6 +8,8 @@ IDRISI-D *train*)::
           + kind(m, c)                         # mention shape: "... County" wants a county, etc.
           + w_region * in_region(c)            # event context: country codes / bounding box
           + w_ctx    * min(support(c), cap)    # co-mentioned places in the same post
+          + type(m, c)                         # the recognizer's place type, when it gives one
+          + stream(c)                          # the stream prior (geocode.prior), when enabled
 
 ``support`` sums, over the other mentions of the post and over the countries and
 first-level divisions named anywhere in the post (a place right after a comma,
@@ -30,9 +32,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from geocode.gazetteer import division_key, haversine_km
+from geocode.aliases import division_key
+from geocode.geo import haversine_km
 from geocode.text import norm, shape_hint
-from geocode.types import Candidate, GeoContext
+from geocode.types import Candidate, GeoContext, PlaceType
 
 _LEVEL = {"continent": 0, "region": 0, "country": 1, "admin1": 2, "admin2": 3, "city": 4, "poi": 5}
 
@@ -52,6 +55,33 @@ class Weights:
     temperature: float = 0.12
     rounds: int = 2
     support_min_match: float = 0.7  # partial matches ("Chico" in "Chico's WalMart") support no one
+    type: float = 0.3  # the recognizer's place type: a candidate of that kind gains this, another loses it
+
+
+#: Which candidate kinds each recognizer type wants (first: the best fit).
+_TYPE_KINDS: dict[str, tuple[str, ...]] = {
+    "country": ("country",),
+    "admin": ("admin1", "admin2"),
+    "city": ("city", "admin2"),
+    "poi": ("poi", "city"),
+    "street": ("poi", "city"),
+    "natural": ("poi", "admin2", "admin1", "city"),
+}
+
+
+def type_bonus(t: PlaceType | None, c: Candidate, w: Weights) -> float:
+    """The recognizer's type, gently (annotators call a region such as Attica a "city"): ``+w.type`` for the
+    best-fitting kind, half for another fitting kind, ``-w.type`` only for a contradiction (a country for a
+    sub-national type or the reverse), else nothing."""
+    kinds = _TYPE_KINDS.get(t or "")
+    if not kinds:
+        return 0.0
+    if c.kind == kinds[0]:
+        return w.type
+    if c.kind in kinds:
+        return w.type / 2
+    national = c.kind in ("country", "continent", "region")
+    return -w.type if national != (t == "country") else 0.0
 
 
 @dataclass(frozen=True)
@@ -147,12 +177,23 @@ class Choice:
     candidates: tuple[Candidate, ...]
     scores: tuple[float, ...]
     probs: tuple[float, ...]
+    bonus: tuple[float, ...] = ()  # the stream prior's share of each score
 
     @property
     def best(self) -> int | None:
         if not self.candidates:
             return None
         return max(range(len(self.scores)), key=self.scores.__getitem__)
+
+    def ranked(self) -> list[int]:
+        """Candidate indexes, most probable first."""
+        return sorted(range(len(self.scores)), key=self.scores.__getitem__, reverse=True)
+
+    def own_probability(self, k: int, temperature: float) -> float:
+        """The probability of candidate ``k`` without the stream prior's bonus (what may teach the prior)."""
+        if not self.bonus:
+            return self.probs[k]
+        return _softmax([s - b for s, b in zip(self.scores, self.bonus, strict=True)], temperature)[k]
 
 
 def choose(
@@ -162,12 +203,24 @@ def choose(
     extra: Sequence[ContextPlace],
     context: GeoContext | None,
     w: Weights | None = None,
+    *,
+    types: Sequence[PlaceType | None] | None = None,
+    bonus: Sequence[Sequence[float]] | None = None,
 ) -> list[Choice]:
-    """Score every mention's candidates together (see the module docstring)."""
+    """Score every mention's candidates together (see the module docstring).
+
+    ``types`` are the recognizer's place types per mention (``None``: untyped); ``bonus`` adds a
+    per-candidate score such as the stream prior's.
+    """
     w = w or Weights()
     hints = [shape_hint(t) for t in texts]
     keys = [norm(t) for t in texts]
-    base = [[base_score(c, hints[i], context, w) for c in cs] for i, cs in enumerate(cands)]
+    kinds = list(types) if types is not None else [None] * len(texts)
+    extra_score = [list(b) for b in bonus] if bonus is not None else [[0.0] * len(cs) for cs in cands]
+    base = [
+        [base_score(c, hints[i], context, w) + type_bonus(kinds[i], c, w) + extra_score[i][k] for k, c in enumerate(cs)]
+        for i, cs in enumerate(cands)
+    ]
     probs = [_softmax(b, w.temperature) for b in base]
     scores = base
     for _ in range(max(w.rounds, 0) if len(cands) + len(extra) > 1 else 0):
@@ -196,7 +249,10 @@ def choose(
             new_scores.append(row)
         scores = new_scores
         probs = [_softmax(s, w.temperature) for s in scores]
-    return [Choice(tuple(cs), tuple(scores[i]), tuple(probs[i])) for i, cs in enumerate(cands)]
+    return [
+        Choice(tuple(cs), tuple(scores[i]), tuple(probs[i]), tuple(extra_score[i]) if bonus is not None else ())
+        for i, cs in enumerate(cands)
+    ]
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:

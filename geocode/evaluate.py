@@ -2,7 +2,13 @@
 
 ``acc_161`` counts every gold mention: an unresolved mention is a miss.
 ``coverage`` is the share resolved; ``median_km``/``mean_km`` are over resolved
-mentions. ``by_type`` breaks the same numbers down by IDRISI type.
+mentions. ``by_type`` and ``by_event`` break the same numbers down.
+
+Options: ``order="arrival"`` replays each event's posts by ``created_at`` (as a
+stream would see them; the stream prior, if the resolver has one, is keyed by
+event); ``typed=True`` passes each gold mention's IDRISI type as its label, as a
+typed recognizer would (see :func:`geocode.types.place_type`); ``mrr=True`` adds
+IDRISI-D's official MRR@1/3/5 per admin level (:mod:`geocode.mrr`).
 """
 
 from __future__ import annotations
@@ -12,15 +18,19 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from geocode.gazetteer import haversine_km
+from geocode.geo import haversine_km
+from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
 from geocode.types import GeoContext, Resolution
 from lmr.errors import DataError
 
 ACC_KM = 161.0
+Order = Literal["file", "arrival"]
+ORDERS: tuple[str, ...] = ("file", "arrival")
 
 
 @dataclass(frozen=True)
@@ -32,12 +42,46 @@ class GoldMention:
     lat: float
     lon: float
 
+    @property
+    def label(self) -> str:
+        """The IDRISI type, read as a typed recognizer's label when ``typed`` evaluation asks for it."""
+        return self.type
+
+
+@dataclass(frozen=True)
+class _Untyped:
+    text: str
+    start: int
+    end: int
+
 
 @dataclass(frozen=True)
 class GoldPost:
     event: str
     text: str
     mentions: tuple[GoldMention, ...]
+    created_at: float = 0.0
+
+
+def _timestamp(value: Any) -> float:
+    """Twitter's ``Sun Aug 27 11:56:40 +0000 2017`` (or ISO 8601) as seconds; 0 when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return 0.0
+    for fmt in ("%a %b %d %H:%M:%S %z %Y", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(value, fmt).timestamp()
+        except ValueError:
+            continue
+    return 0.0
+
+
+def read_posts(files: Iterable[str | Path], order: Order = "file") -> list[GoldPost]:
+    """Every post of ``files``; ``arrival`` sorts each event's posts by time and keeps the events in file order."""
+    posts = [p for f in files for p in read_idrisi(f)]
+    if order == "file":
+        return posts
+    events = list(dict.fromkeys(p.event for p in posts))
+    return sorted(posts, key=lambda p: (events.index(p.event), p.created_at))
 
 
 def event_of(path: Path) -> str:
@@ -68,7 +112,7 @@ def read_idrisi(path: str | Path) -> Iterator[GoldPost]:
                     f"{p}:{n} is not an IDRISI-D record ({exc}).",
                     "pass files from IDRISI-D's lmd/ folder (they carry osm_json), not the lmr/ folder.",
                 ) from exc
-            yield GoldPost(event_of(p), row["text"], tuple(gold))
+            yield GoldPost(event_of(p), row["text"], tuple(gold), _timestamp(row.get("created_at")))
 
 
 @dataclass
@@ -80,6 +124,13 @@ class _Tally:
     def __post_init__(self) -> None:
         self.errors: list[float] = []
 
+    def add(self, km: float | None) -> None:
+        self.n += 1
+        if km is not None:
+            self.resolved += 1
+            self.errors.append(km)
+            self.within += km <= ACC_KM
+
 
 def evaluate(
     resolver: Resolver,
@@ -88,33 +139,44 @@ def evaluate(
     region: GeoContext | None = None,
     region_map: Mapping[str, GeoContext] | None = None,
     details: list[dict[str, Any]] | None = None,
+    order: Order = "file",
+    typed: bool = False,
+    mrr: bool = False,
+    posts: Iterable[GoldPost] | None = None,
+    stream_of: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Metrics over every gold mention of ``files`` (see the module docstring)."""
+    """Metrics over every gold mention of ``files`` (or of ``posts``; see the module docstring).
+
+    ``stream_of`` maps an event to the stream-prior key (default: the event itself).
+    """
     total = _Tally()
     by_type: dict[str, _Tally] = defaultdict(_Tally)
     by_event: dict[str, _Tally] = defaultdict(_Tally)
-    for f in files:
-        for post in read_idrisi(f):
-            if not post.mentions:
-                continue
-            ctx = region_map.get(post.event, region) if region_map else region
-            results = resolver.resolve(post.mentions, post.text, ctx)
-            for g, r in zip(post.mentions, results, strict=True):
-                km = haversine_km(r.lat, r.lon, g.lat, g.lon) if isinstance(r, Resolution) else None
-                for t in (total, by_type[g.type], by_event[post.event]):
-                    t.n += 1
-                    if km is not None:
-                        t.resolved += 1
-                        t.errors.append(km)
-                        t.within += km <= ACC_KM
-                if details is not None:
-                    details.append({"event": post.event, "type": g.type, "gold": [g.lat, g.lon], "km": km,
-                                    "post": post.text, **r.to_dict()})  # fmt: skip
+    ranks = MrrTally()
+    for post in posts if posts is not None else read_posts(files, order):
+        if not post.mentions:
+            continue
+        ctx = region_map.get(post.event, region) if region_map else region
+        mentions = post.mentions if typed else tuple(_Untyped(m.text, m.start, m.end) for m in post.mentions)
+        key = stream_of.get(post.event, post.event) if stream_of else post.event
+        if mrr:  # ranked before resolving: resolving teaches the stream prior
+            for g, ranked in zip(post.mentions, resolver.rank(mentions, post.text, ctx, k=5, stream=key), strict=True):
+                ranks.add(g.type, (g.lat, g.lon), [(r.lat, r.lon) for r in ranked])
+        results = resolver.resolve(mentions, post.text, ctx, stream=key)
+        for g, r in zip(post.mentions, results, strict=True):
+            km = haversine_km(r.lat, r.lon, g.lat, g.lon) if isinstance(r, Resolution) else None
+            for t in (total, by_type[g.type], by_event[post.event]):
+                t.add(km)
+            if details is not None:
+                details.append({"event": post.event, "type": g.type, "gold": [g.lat, g.lon], "km": km,
+                                "post": post.text, **r.to_dict()})  # fmt: skip
     if total.n == 0:
         raise DataError("The files hold no gold mentions.", "pass IDRISI-D lmd/*/dev.jsonl files.")
     out = _summary(total)
     out["by_type"] = {k: _summary(v) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1].n)}
     out["by_event"] = {k: _summary(v) for k, v in sorted(by_event.items())}
+    if mrr:
+        out["mrr"] = ranks.summary()
     out["backend"] = resolver.backend
     out["stats"] = resolver.stats()
     return out

@@ -16,26 +16,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geopy.geocoders.base import Geocoder
-
-from geocode.backends import (
-    OfflineGeocoder,
-    build_geocoder,
-    candidate_from_location,
-    geocoder_kwargs,
-)
+from geocode.backends import CandidateSource, OfflineGeocoder, RemoteSource, build_geocoder
 from geocode.cache import GeoCache
-from geocode.disambiguate import ContextPlace, Weights, choose, scan_post
+from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_post
 from geocode.gazetteer import Gazetteer, haversine_km, open_gazetteer
 from geocode.guard import Guard, GuardConfig
-from geocode.text import is_upper_code, norm, split_camel
-from geocode.types import Candidate, GeoContext, MentionLike, Resolution, Unresolved
+from geocode.prior import PriorConfig, StreamPrior
+from geocode.ratelimit import SharedRateLimit, check_public_nominatim
+from geocode.text import is_storm_name, is_upper_code, norm
+from geocode.types import (
+    Candidate,
+    GeoContext,
+    MentionLike,
+    PlaceType,
+    Resolution,
+    Unresolved,
+    UnresolvedReason,
+    place_type,
+)
 from lmr.errors import ConfigError, GeocoderError, GeocoderRateLimited
 
 log = logging.getLogger(__name__)
 
 Result = Resolution | Unresolved
 FALLBACKS = ("none", "context")
+STORM_DETAIL = "a storm's name, not a place"
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What one post's disambiguation decided, before it becomes results."""
+
+    texts: list[str]
+    spans: list[tuple[int, int]]
+    types: list[PlaceType | None]
+    choices: list[Choice]
+    errors: dict[int, Unresolved]
+    backends: list[str]
+
+
+def _resolution(text: str, span: tuple[int, int], c: Candidate, p: float, backend: str) -> Resolution:
+    return Resolution(text, span[0], span[1], c.lat, c.lon, c.display_name or c.name, c.country_code, c.admin1,
+                      c.feature_type, c.bbox, backend, round(p * min(c.match, 1.0), 4))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,7 @@ class ResolverOptions:
     fallback: str = "context"  # "context": a mention with no candidate inherits the post's most specific place
     scan_post: bool = True
     weights: Weights = field(default_factory=Weights)
+    stranger_max_population: int = 500_000  # see Resolver._drop_strangers
 
     def __post_init__(self) -> None:
         if self.fallback not in FALLBACKS:
@@ -55,23 +78,28 @@ class ResolverOptions:
 
 
 class Resolver:
-    """Resolves mentions with one backend behind a shared cache."""
+    """Resolves mentions with one candidate source behind a shared cache.
+
+    ``fallback`` (e.g. the offline gazetteer behind a remote service) answers when the source fails;
+    ``prior`` (a :class:`~geocode.prior.StreamPrior`) learns where a stream's places are and breaks
+    ties between namesakes for the next posts of the same ``stream`` key.
+    """
 
     def __init__(
         self,
-        geocoder: Geocoder,
+        source: CandidateSource,
         *,
-        backend: str,
         cache: GeoCache | None = None,
-        guard: Guard | None = None,
         region: GeoContext | None = None,
         options: ResolverOptions | None = None,
         context_gazetteer: Gazetteer | None = None,
+        fallback: CandidateSource | None = None,
+        prior: StreamPrior | None = None,
     ) -> None:
-        self.geocoder = geocoder
-        self.backend = backend
+        self.source = source
+        self.fallback = fallback
+        self.prior = prior
         self.cache = cache or GeoCache()
-        self.guard = guard
         self.region = region
         self.options = options or ResolverOptions()
         self._context_gazetteer = context_gazetteer
@@ -79,43 +107,29 @@ class Resolver:
         self.calls = 0
         self.mentions = 0
         self.resolved = 0
+        self.fallbacks = 0
         self.unresolved: dict[str, int] = {}
+
+    @property
+    def backend(self) -> str:
+        return self.source.name
 
     # -- candidates ------------------------------------------------------------------------------
 
-    def _query(self, text: str) -> str:
-        q = split_camel(text).strip() if self.backend != "offline" else text.strip()
-        return " ".join(q.split())
-
-    def candidates(self, text: str, context: GeoContext | None) -> list[Candidate]:
+    def candidates(
+        self, text: str, context: GeoContext | None, source: CandidateSource | None = None
+    ) -> list[Candidate]:
         """Candidates for one mention text, through the cache (errors propagate, never cached)."""
-        query = self._query(text)
+        src = source or self.source
+        query = src.query(text)
         qkey = norm(query) + ("|U" if is_upper_code(query) else "")
-        # The offline backend scores the context itself; remote services filter by it.
-        ckey = context.key() if context is not None and self.backend != "offline" else ""
-        hit = self.cache.get(self.backend, qkey, ckey)
+        ckey = context.key() if context is not None and src.context_aware else ""
+        hit = self.cache.get(src.name, qkey, ckey)
         if hit is not None:
             return [Candidate.from_dict(d) for d in hit]
-        cands = self._fetch(query, context)
-        self.cache.put(self.backend, qkey, ckey, [c.to_dict() for c in cands])
+        cands = src.candidates(query, context)
+        self.cache.put(src.name, qkey, ckey, [c.to_dict() for c in cands])
         return cands
-
-    def _fetch(self, query: str, context: GeoContext | None) -> list[Candidate]:
-        if isinstance(self.geocoder, OfflineGeocoder):
-            return self.geocoder.candidates(query)
-        kwargs = geocoder_kwargs(self.backend, context)
-        call = self.guard if self.guard is not None else self.geocoder.geocode
-        found = call(query, **kwargs)
-        if found is None:
-            return []
-        locs = found if isinstance(found, list) else [found]
-        out = []
-        for rank, loc in enumerate(locs):
-            c = candidate_from_location(loc)
-            if c is not None:
-                # Services rank their answers: later ones match the query less well.
-                out.append(Candidate(**{**c.__dict__, "match": round(c.match * (1.0 - 0.05 * rank), 4)}))
-        return out
 
     def _context_lookup(self, phrase: str) -> list[Candidate]:
         gz = self._context_gazetteer
@@ -126,52 +140,119 @@ class Resolver:
     # -- resolution ------------------------------------------------------------------------------
 
     def resolve(
-        self, mentions: Sequence[MentionLike], post: str | Mapping[str, Any], context: GeoContext | None = None
+        self,
+        mentions: Sequence[MentionLike],
+        post: str | Mapping[str, Any],
+        context: GeoContext | None = None,
+        *,
+        stream: str = "",
     ) -> list[Result]:
         """One Resolution or Unresolved per mention, in order.
 
-        ``post`` is the post's text (a mapping with a ``"text"`` key, such as a worker event, also works).
+        ``post`` is the post's text (a mapping with a ``"text"`` key, such as a worker event, also works);
+        ``stream`` keys the stream prior (an input topic or event), when the resolver has one.
         """
+        d = self._decide(mentions, post, context, stream)
+        results: list[Result] = []
+        for i, ch in enumerate(d.choices):
+            start, end = d.spans[i]
+            if i in d.errors:
+                results.append(d.errors[i])
+                continue
+            b = ch.best
+            if b is None:
+                detail = STORM_DETAIL if is_storm_name(d.texts[i]) else ""
+                results.append(Unresolved(d.texts[i], start, end, "no_candidate", detail))
+                continue
+            p = ch.probs[b]
+            if p < self.options.min_confidence:
+                results.append(Unresolved(d.texts[i], start, end, "ambiguous", f"best candidate probability {p:.2f}"))
+                continue
+            results.append(_resolution(d.texts[i], d.spans[i], ch.candidates[b], p, d.backends[i]))
+        if self.options.fallback == "context":
+            results = self._drop_strangers(results, d.choices, stream)
+            results = self._drop_stray_partials(results, d.choices, d.types)
+            results = self._inherit(results, d.choices, stream)
+        self._teach(stream, results, d.choices)
+        self._count(results)
+        return results
+
+    def rank(
+        self,
+        mentions: Sequence[MentionLike],
+        post: str | Mapping[str, Any],
+        context: GeoContext | None = None,
+        *,
+        k: int = 5,
+        stream: str = "",
+    ) -> list[list[Resolution]]:
+        """The ``k`` most probable places per mention, best first (``score`` = probability); [] when none."""
+        if k < 1:
+            raise ConfigError(f"k={k} asks for no candidates.", "pass --candidates 1 or more.")
+        d = self._decide(mentions, post, context, stream)
+        out: list[list[Resolution]] = []
+        for i, ch in enumerate(d.choices):
+            out.append([_resolution(d.texts[i], d.spans[i], ch.candidates[j], ch.probs[j], d.backends[i])
+                        for j in ch.ranked()[:k]])  # fmt: skip
+        return out
+
+    def _decide(
+        self, mentions: Sequence[MentionLike], post: str | Mapping[str, Any], context: GeoContext | None, stream: str
+    ) -> _Decision:
         if isinstance(post, Mapping):
             post = str(post.get("text") or "")
         ctx = context if context is not None else self.region
         texts = [str(m.text) for m in mentions]
         spans = [(int(m.start), int(m.end)) for m in mentions]
+        types = [place_type(getattr(m, "label", None)) for m in mentions]
         cands: list[list[Candidate]] = []
+        backends: list[str] = []
         errors: dict[int, Unresolved] = {}
         for i, text in enumerate(texts):
-            try:
-                cands.append(self.candidates(text, ctx))
-            except GeocoderError as exc:
-                reason = "rate_limited" if isinstance(exc, GeocoderRateLimited) else "backend_error"
-                errors[i] = Unresolved(text, spans[i][0], spans[i][1], reason, exc.problem)  # type: ignore[arg-type]
-                cands.append([])
+            found, backend, error = self._candidates_or_fallback(text, ctx)
+            cands.append(found)
+            backends.append(backend)
+            if error is not None:
+                reason: UnresolvedReason = "rate_limited" if isinstance(error, GeocoderRateLimited) else "backend_error"
+                errors[i] = Unresolved(text, spans[i][0], spans[i][1], reason, error.problem)
         extra: list[ContextPlace] = []
         if self.options.scan_post and self._context_gazetteer is not None and post:
             extra = scan_post(post, spans, self._context_lookup)
-        choices = choose(texts, spans, cands, extra, ctx, self.options.weights)
-        results: list[Result] = []
-        for i, ch in enumerate(choices):
-            start, end = spans[i]
-            if i in errors:
-                results.append(errors[i])
-                continue
-            b = ch.best
-            if b is None:
-                results.append(Unresolved(texts[i], start, end, "no_candidate"))
-                continue
-            p = ch.probs[b]
-            if p < self.options.min_confidence:
-                results.append(Unresolved(texts[i], start, end, "ambiguous", f"best candidate probability {p:.2f}"))
-                continue
-            c = ch.candidates[b]
-            results.append(
-                Resolution(texts[i], start, end, c.lat, c.lon, c.display_name or c.name, c.country_code, c.admin1,
-                           c.feature_type, c.bbox, self.backend, round(p * min(c.match, 1.0), 4))
-            )  # fmt: skip
-        if self.options.fallback == "context":
-            results = self._drop_stray_partials(results, choices)
-            results = self._inherit(results, choices)
+        bonus = None
+        if self.prior is not None:
+            wp = self.prior.config.weight
+            bonus = [[wp * self.prior.affinity(stream, c) for c in cs] for cs in cands]
+        choices = choose(texts, spans, cands, extra, ctx, self.options.weights, types=types, bonus=bonus)
+        return _Decision(texts, spans, types, choices, errors, backends)
+
+    def _candidates_or_fallback(
+        self, text: str, ctx: GeoContext | None
+    ) -> tuple[list[Candidate], str, GeocoderError | None]:
+        try:
+            return self.candidates(text, ctx), self.source.name, None
+        except GeocoderError as exc:
+            if self.fallback is None:
+                return [], self.source.name, exc
+            with self._lock:
+                self.fallbacks += 1
+            log.debug("%s failed (%s); answering from %s", self.source.name, exc.problem, self.fallback.name)
+            try:
+                return self.candidates(text, ctx, self.fallback), self.fallback.name, None
+            except GeocoderError:
+                return [], self.source.name, exc
+
+    def _teach(self, stream: str, results: list[Result], choices: list[Choice]) -> None:
+        if self.prior is None:
+            return
+        t = self.options.weights.temperature
+        taught = [
+            ch.candidates[ch.best] for r, ch in zip(results, choices, strict=True)
+            if isinstance(r, Resolution) and r.feature_type not in ("context", "stream") and ch.best is not None
+            and self.prior.teaches(ch.candidates[ch.best], ch.own_probability(ch.best, t))
+        ]  # fmt: skip
+        self.prior.observe(stream, taught)
+
+    def _count(self, results: list[Result]) -> None:
         with self._lock:
             self.calls += 1
             self.mentions += len(results)
@@ -180,11 +261,13 @@ class Resolver:
                     self.resolved += 1
                 else:
                     self.unresolved[r.reason] = self.unresolved.get(r.reason, 0) + 1
-        return results
 
-    def _drop_stray_partials(self, results: list[Result], choices: list[Any]) -> list[Result]:
-        """A place found only from a word inside a longer mention ("Griffith" in "Griffith Park") that lies
-        far from every other place of the post is less likely than the post's own place: drop it."""
+    def _drop_stray_partials(
+        self, results: list[Result], choices: list[Choice], types: list[PlaceType | None]
+    ) -> list[Result]:
+        """A place found only from a word inside a longer mention ("Griffith" in "Griffith Park"), or a town for a
+        mention the recognizer typed as a point of interest, street or natural feature, that lies far from every
+        other place of the post is less likely than the post's own place: drop it (it then inherits that place)."""
         near = self.options.weights.near_km
         solid = [
             ch.candidates[ch.best] for r, ch in zip(results, choices, strict=True)
@@ -194,17 +277,42 @@ class Resolver:
         if not solid:
             return results
         out: list[Result] = []
-        for r, ch in zip(results, choices, strict=True):
-            if isinstance(r, Resolution) and ch.best is not None and ch.candidates[ch.best].match < 0.7:
+        for r, ch, t in zip(results, choices, types, strict=True):
+            if isinstance(r, Resolution) and ch.best is not None:
                 c = ch.candidates[ch.best]
-                if all(haversine_km(c.lat, c.lon, o.lat, o.lon) > near for o in solid):
+                stray = c.match < 0.7 or (t == "poi" and c.kind == "city")
+                if stray and all(haversine_km(c.lat, c.lon, o.lat, o.lon) > near for o in solid):
                     out.append(Unresolved(r.text, r.start, r.end, "no_candidate", "only a partial name match"))
                     continue
             out.append(r)
         return out
 
-    def _inherit(self, results: list[Result], choices: list[Any]) -> list[Result]:
-        """A mention with no candidate takes the post's most specific resolved place (feature ``context``)."""
+    def _drop_strangers(self, results: list[Result], choices: list[Choice], stream: str) -> list[Result]:
+        """With a settled stream prior, a town or district in a country the stream never pointed at, that no
+        other place of the post backs (same country), and of under ``stranger_max_population`` people, is a
+        namesake of a place the gazetteer lacks (Mati, Greece vs Mati, Philippines): drop it (it then
+        inherits the post's or the stream's place)."""
+        prior = self.prior
+        if prior is None or not prior.settled(stream):
+            return results
+        chosen = [ch.candidates[ch.best] if isinstance(r, Resolution) and ch.best is not None else None
+                  for r, ch in zip(results, choices, strict=True)]  # fmt: skip
+        out: list[Result] = []
+        for i, r in enumerate(results):
+            c = chosen[i]
+            if (
+                c is not None and c.kind in ("city", "admin2") and c.population < self.options.stranger_max_population
+                and prior.affinity(stream, c) == 0.0
+                and not any(o is not None and j != i and o.country_code == c.country_code for j, o in enumerate(chosen))
+            ):  # fmt: skip
+                out.append(Unresolved(r.text, r.start, r.end, "no_candidate", "a namesake far from the stream"))
+                continue
+            out.append(r)
+        return out
+
+    def _inherit(self, results: list[Result], choices: list[Choice], stream: str) -> list[Result]:
+        """A mention with no candidate takes the post's most specific resolved place (feature ``context``), else,
+        with a settled stream prior, the stream's focus (feature ``stream``)."""
         level = {"city": 4, "admin2": 3, "admin1": 2, "country": 1}
         best: Resolution | None = None
         best_level = 0
@@ -213,14 +321,18 @@ class Resolver:
                 lv = level.get(ch.candidates[ch.best].kind, 0)
                 if lv > best_level:
                     best, best_level = r, lv
+        feature = "context"
         if best is None:
-            return results
+            focus = self.prior.focus(stream) if self.prior is not None else None
+            if focus is None:
+                return results
+            best, feature = _resolution(focus.name, (0, 0), focus, 1.0, self.backend), "stream"
         out: list[Result] = []
         for r in results:
-            if isinstance(r, Unresolved) and r.reason == "no_candidate":
+            if isinstance(r, Unresolved) and r.reason == "no_candidate" and r.detail != STORM_DETAIL:
                 out.append(
                     Resolution(r.text, r.start, r.end, best.lat, best.lon, best.display_name, best.country_code,
-                               best.admin1, "context", best.bbox, self.backend, round(0.25 * best.score, 4))
+                               best.admin1, feature, best.bbox, self.backend, round(0.25 * best.score, 4))
                 )  # fmt: skip
             else:
                 out.append(r)
@@ -235,10 +347,12 @@ class Resolver:
                 "mentions": self.mentions,
                 "resolved": self.resolved,
                 "unresolved": dict(self.unresolved),
+                "fallbacks": self.fallbacks,
             }
         s.update(self.cache.stats())
-        if self.guard is not None:
-            s.update(self.guard.stats())
+        s.update(self.source.stats())
+        if self.prior is not None:
+            s.update(self.prior.stats())
         return s
 
     def close(self) -> None:
@@ -263,31 +377,44 @@ def build_resolver(
     fallback: str = "context",
     gazetteer_path: str | Path | None = None,
     guard_config: GuardConfig | None = None,
+    offline_fallback: bool = False,
+    rate_limit_file: str | Path | None = None,
+    prior: PriorConfig | bool = False,
 ) -> Resolver:
     """A resolver for ``backend`` (``offline``, ``nominatim``, ``photon`` or any geopy service name).
 
     ``options`` are keyword options of the geopy geocoder; a key comes only from
     ``LMR_GEOCODER_API_KEY``. ``region`` is the default event context
     (a :class:`GeoContext` or ``"US,PR"`` / ``"south,west,north,east"``).
+    ``offline_fallback`` answers from the offline gazetteer when a remote service fails;
+    ``rate_limit_file`` shares the request rate with every process naming the same file;
+    ``prior`` turns on the stream prior (``True`` for the defaults, or a :class:`PriorConfig`).
     """
     name = backend.strip().lower()
     ctx = GeoContext.parse(region) if isinstance(region, str) else region
     cache = GeoCache(cache_path, maxsize=cache_size, ttl=cache_ttl, negative_ttl=negative_ttl)
     ropts = ResolverOptions(min_confidence=min_confidence, fallback=fallback)
-    gz: Gazetteer | None = None
+    stream_prior = StreamPrior(prior if isinstance(prior, PriorConfig) else None) if prior else None
     if name == "offline":
         if url:
             raise ConfigError("The offline backend takes no URL.", "drop --geocoder-url or pick --backend nominatim.")
         gz = open_gazetteer(Path(gazetteer_path) if gazetteer_path else None)
-        return Resolver(OfflineGeocoder(gz), backend=name, cache=cache, region=ctx, options=ropts,
-                        context_gazetteer=gz)  # fmt: skip
+        return Resolver(OfflineGeocoder(gz), cache=cache, region=ctx, options=ropts, context_gazetteer=gz,
+                        prior=stream_prior)  # fmt: skip
     geocoder = build_geocoder(name, url=url, user_agent=user_agent, timeout=timeout, options=options)
     if min_delay_seconds is None:
         # Nominatim's public usage policy: at most 1 request per second. Self-hosted: as given.
         min_delay_seconds = 1.0
+    check_public_nominatim(name, url, min_delay_seconds)
+    func: Any = geocoder.geocode
+    if rate_limit_file is not None:
+        func = SharedRateLimit(func, rate_limit_file, min_delay_seconds=min_delay_seconds)
+        min_delay_seconds = 0.0  # the shared file spaces the calls
     cfg = guard_config or GuardConfig(min_delay_seconds=min_delay_seconds, max_retries=max_retries)
-    guard = Guard(geocoder.geocode, cfg, service=name)
-    if gazetteer_path is not None:
-        gz = open_gazetteer(Path(gazetteer_path))
-    return Resolver(geocoder, backend=name, cache=cache, guard=guard, region=ctx, options=ropts,
-                    context_gazetteer=gz)  # fmt: skip
+    guard = Guard(func, cfg, service=name)
+    local: Gazetteer | None = None
+    if gazetteer_path is not None or offline_fallback:
+        local = open_gazetteer(Path(gazetteer_path) if gazetteer_path else None)
+    return Resolver(RemoteSource(geocoder, name, guard), cache=cache, region=ctx, options=ropts,
+                    context_gazetteer=local, fallback=OfflineGeocoder(local) if offline_fallback else None,
+                    prior=stream_prior)  # fmt: skip

@@ -79,6 +79,8 @@ NOISE_WORDS = frozenset(
         hurricane cyclone news weather update help recovery disaster emergency rain rains strong"""
     )
 )
+#: Words that, followed by a name, make a storm's name (``#HurricaneDorian``), which is not a place.
+STORM_WORDS = frozenset(("hurricane", "cyclone", "typhoon", "storm", "tropical", "tropicalstorm", "ts"))
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
 
 
@@ -156,9 +158,23 @@ def shape_hint(text: str) -> str | None:
     return None
 
 
+def is_storm_name(text: str) -> bool:
+    """``#HurricaneDorian``, ``Cyclone Idai``, ``Tropical Storm Florence``: a storm, not a place.
+
+    ``Hurricane`` alone (a town in Utah) and ``Hurricane Creek`` (a type word follows) stay places.
+    """
+    toks = tokens(split_camel(text))
+    if len(toks) < 2 or toks[0] not in STORM_WORDS:
+        return False
+    rest = [t for t in toks[1:] if t not in STORM_WORDS]
+    return bool(rest) and not any(t in POI_WORDS or t in TYPE_WORDS for t in rest)
+
+
 def variants(text: str, max_ngram: int = 4) -> list[Variant]:
-    """The queries to try for a mention, best first (see the module docstring)."""
+    """The queries to try for a mention, best first (see the module docstring); none for a storm's name."""
     out: list[Variant] = []
+    if is_storm_name(text):
+        return out
     seen: set[str] = set()
 
     def add(key: str, weight: float, hint: str | None = None, partial: bool = False) -> None:

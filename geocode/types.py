@@ -10,12 +10,47 @@ from lmr.errors import ConfigError
 UnresolvedReason = Literal["no_candidate", "ambiguous", "backend_error", "rate_limited"]
 REASONS: tuple[str, ...] = ("no_candidate", "ambiguous", "backend_error", "rate_limited")
 
+#: The coarse place types a typed recognizer may put in a mention's ``label``.
+PlaceType = Literal["country", "admin", "city", "poi", "street", "natural", "other"]
+PLACE_TYPES: tuple[PlaceType, ...] = ("country", "admin", "city", "poi", "street", "natural", "other")
+_TYPE_WORDS: dict[str, PlaceType] = {
+    **{t: t for t in PLACE_TYPES},
+    "state": "admin", "province": "admin", "region": "admin", "county": "admin", "district": "admin",
+    "admin1": "admin", "admin2": "admin", "town": "city", "village": "city", "city/town": "city",
+    "neighborhood": "city", "neighbourhood": "city", "road": "street", "road/street": "street",
+    "island": "natural", "human-made point-of-interest": "poi", "natural point-of-interest": "natural",
+    "continent": "other", "other locations": "other",
+}  # fmt: skip
+
+
+def place_type(label: str | None) -> PlaceType | None:
+    """The coarse type a mention label carries, or ``None`` for an untyped label.
+
+    ``"location"`` (today's untyped recognizer) -> ``None``; ``"city"``, ``"LOC:city"``,
+    ``"location/city"`` or IDRISI's ``"City/town"`` -> ``"city"``.
+    """
+    if not label:
+        return None
+    low = label.strip().lower()
+    if low in _TYPE_WORDS:
+        return _TYPE_WORDS[low]
+    for sep in (":", "/", "."):
+        if sep in low:
+            tail = low.rsplit(sep, 1)[1].strip()
+            if tail in _TYPE_WORDS:
+                return _TYPE_WORDS[tail]
+    return None
+
+
 #: A bounding box as ``(south, west, north, east)`` in degrees.
 BBox = tuple[float, float, float, float]
 
 
 class MentionLike(Protocol):
-    """Anything with the text and character span of a mention (``lmr.mentions.Mention`` fits)."""
+    """Anything with the text and character span of a mention (``lmr.mentions.Mention`` fits).
+
+    A ``label`` attribute, where present, may carry a :data:`PlaceType` (see :func:`place_type`).
+    """
 
     @property
     def text(self) -> str: ...

@@ -54,7 +54,11 @@ class GeocoderUnavailable(GeocoderError, ConnectionError):
 
 
 class GeocoderRateLimited(GeocoderError, ConnectionError):
-    """The geocoding service answered 429 (too many requests)."""
+    """The geocoding service answered 429 (too many requests); ``retry_after`` is its wait in seconds, if it said."""
+
+    def __init__(self, problem: str, fix: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(problem, fix)
+        self.retry_after = retry_after
 
 
 class GeocoderQueryError(GeocoderError, ValueError):
