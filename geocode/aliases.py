@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -59,6 +59,18 @@ class Aliases:
     city: dict[tuple[str, str], tuple[str, ...]]
     regions: tuple[Region, ...]
     division_templates: tuple[str, ...]
+    direction_prefixes: tuple[str, ...]
+
+    def without_direction(self, name: str) -> str | None:
+        """``"Central Abaco"`` -> ``"abaco"`` (the island or area the divisions share); None when no prefix."""
+        key = norm(name)
+        for prefix in sorted(self.direction_prefixes, key=len, reverse=True):
+            if key.startswith(prefix + " "):
+                rest = key[len(prefix) + 1 :]
+                words = rest.split()
+                if words and not any(w in self.division_words or w in self.direction_prefixes for w in words):
+                    return rest
+        return None
 
 
 def _pairs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, ...]]:
@@ -78,9 +90,11 @@ def load_aliases() -> Aliases:
         city=_pairs(raw["city_aliases"]),
         regions=tuple(Region(r["name"], float(r["lat"]), float(r["lon"]), tuple(r["aliases"])) for r in raw["regions"]),
         division_templates=tuple(raw["division_templates"]),
+        direction_prefixes=tuple(raw["direction_prefixes"]),
     )
 
 
+@lru_cache(maxsize=100_000)
 def division_key(name: str) -> str:
     """A division name without its type words: ``"Masvingo Province"`` -> ``"masvingo"``."""
     words = load_aliases().division_words

@@ -300,6 +300,7 @@ def _add_state(b: Builder, d: Divisions, cc: str, s: Any) -> None:
     b.fuzzy_name(pid, s.name)
     if division_key(s.name) != norm(s.name):
         b.name(pid, division_key(s.name), Q.stripped)
+    _name_without_direction(b, pid, s.name)
     if s.native and is_latin(s.native) and s.native != s.name:
         b.name(pid, s.native, Q.alt)
     if cc in ("US", "CA", "AU") and s.state_code:
@@ -328,6 +329,15 @@ def add_admin2(b: Builder, d: Divisions) -> None:
         stripped = division_key(county)
         if stripped != norm(county):
             b.name(pid, stripped, Q.stripped)
+        _name_without_direction(b, pid, county)
+
+
+def _name_without_direction(b: Builder, pid: int, name: str) -> None:
+    """Divisions named after part of an island or area ("North Abaco", "Central Abaco") also answer to it,
+    weaker than a place with that exact name ("West Virginia" never beats "Virginia")."""
+    rest = b.aliases.without_direction(name)
+    if rest is not None and len(rest) >= 4:
+        b.name(pid, rest, Q.code, squashed=False)
 
 
 def add_towns(b: Builder, joined: Joined, d: Divisions) -> None:

@@ -50,7 +50,7 @@ class PriorConfig:
     weight: float = 0.5
     half_life: float = 150.0  # posts
     warmup: float = 5.0  # observations before full weight
-    min_probability: float = 0.8
+    min_probability: float = 0.65
     min_match: float = 0.9
     cell_deg: float = 1.0
     max_entries: int = 512

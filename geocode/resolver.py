@@ -9,6 +9,7 @@ process: its cache (LRU + SQLite) and rate limiter are shared by every call.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -103,6 +104,7 @@ class Resolver:
         self.region = region
         self.options = options or ResolverOptions()
         self._context_gazetteer = context_gazetteer
+        self._context_lookup = functools.lru_cache(maxsize=50_000)(self._lookup_context)
         self._lock = threading.Lock()
         self.calls = 0
         self.mentions = 0
@@ -131,7 +133,7 @@ class Resolver:
         self.cache.put(src.name, qkey, ckey, [c.to_dict() for c in cands])
         return cands
 
-    def _context_lookup(self, phrase: str) -> list[Candidate]:
+    def _lookup_context(self, phrase: str) -> list[Candidate]:
         gz = self._context_gazetteer
         if gz is None:
             return []

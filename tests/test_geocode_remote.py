@@ -8,6 +8,7 @@ bodies; otherwise hand-written ones of the same shape.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -244,3 +245,78 @@ def test_api_key_is_sent_but_never_logged(
     assert server.requests[-1]["key"] == ["sekrit-123"]
     assert "geocode: " in caplog.text  # geopy logged the request URL...
     assert "sekrit-123" not in caplog.text  # ...without the key
+
+
+def test_offline_fallback_answers_during_an_outage_and_is_not_cached_as_remote(
+    server: FakeNominatim, tmp_path: Path
+) -> None:
+    r = _resolver(server, tmp_path, offline_fallback=True)
+    server.fail("503")
+    out = r.resolve([_m("Beira")], "Beira")[0]
+    assert isinstance(out, Resolution) and out.backend == "offline" and out.country_code == "MZ"
+    assert r.stats()["fallbacks"] == 1
+    server.fail("ok")
+    back = r.resolve([_m("Beira")], "Beira")[0]  # the service is back: it answers again (nothing cached for it)
+    assert isinstance(back, Resolution) and back.backend == "nominatim"
+    assert back.lat == pytest.approx(float(server.bodies["beira"]["lat"]))
+
+
+def test_batch_through_geopy_shares_cache_breaker_and_fallback(server: FakeNominatim, tmp_path: Path) -> None:
+    """A batch of posts: the cache answers repeats, an outage opens the circuit, the gazetteer answers meanwhile."""
+    r = _resolver(server, tmp_path, offline_fallback=True)
+    posts = ["Houston", "Beira", "Houston", "Beira"]
+    first = [r.resolve([_m(p)], p)[0] for p in posts]
+    assert all(isinstance(x, Resolution) and x.backend == "nominatim" for x in first)
+    assert len(server.requests) == 2 and r.stats()["cache_hits"] == 2
+    server.fail("503")
+    during = [r.resolve([_m(p)], p)[0] for p in ("Paris", "Luling", "Nairobi", "Quito", "Lima")]
+    assert all(isinstance(x, Resolution) and x.backend == "offline" for x in during)
+    assert r.stats()["circuit"] == "open" and r.stats()["short_circuited"] >= 1
+    assert len(server.requests) == 2 + 3  # three failures opened the circuit; later calls never reached the server
+
+
+def test_public_nominatim_refuses_a_faster_rate() -> None:
+    with pytest.raises(ConfigError, match="one request per second"):
+        build_resolver("nominatim", user_agent="lmr-tests/1.0", min_delay_seconds=0.2)
+    with pytest.raises(ConfigError, match="one request per second"):
+        build_resolver("nominatim", url="https://nominatim.openstreetmap.org", user_agent="x", min_delay_seconds=0)
+    build_resolver("nominatim", url="http://127.0.0.1:9", user_agent="x", min_delay_seconds=0)  # self-hosted: any
+
+
+def _shared_calls(path: str, n: int, delay: float, out: Any) -> None:
+    from geocode.ratelimit import SharedRateLimit
+
+    limited = SharedRateLimit(time.time, path, min_delay_seconds=delay)
+    for _ in range(n):
+        out.put(limited())
+
+
+def test_shared_rate_limit_spaces_calls_across_processes(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    delay = 0.2
+    procs = [ctx.Process(target=_shared_calls, args=(str(tmp_path / "rate"), 3, delay, q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    stamps = sorted(q.get(timeout=30) for _ in range(6))
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    # Two processes together kept one rate (a call runs just after its turn, so allow some scheduling slack).
+    assert stamps[-1] - stamps[0] >= 5 * delay * 0.9 and min(gaps) >= delay * 0.5, gaps
+
+
+def test_shared_rate_limit_file_must_be_writable(tmp_path: Path) -> None:
+    from geocode.ratelimit import SharedRateLimit
+
+    (tmp_path / "ro").mkdir(mode=0o500)
+    target = tmp_path / "ro" / "sub" / "rate"
+    if os.geteuid() == 0:
+        target = tmp_path / "file-not-dir"
+        target.write_text("x")
+        target = target / "rate"
+    with pytest.raises(ConfigError, match="rate-limit file"):
+        SharedRateLimit(time.time, target, min_delay_seconds=1.0)
