@@ -56,9 +56,13 @@ class _Decision:
     backends: list[str]
 
 
-def _resolution(text: str, span: tuple[int, int], c: Candidate, p: float, backend: str) -> Resolution:
+def _resolution(
+    text: str, span: tuple[int, int], c: Candidate, p: float, backend: str, *, by_match: bool = True
+) -> Resolution:
+    """``score`` is the probability times the name match (a resolution) or the probability alone (a ranking)."""
+    score = round(p * min(c.match, 1.0) if by_match else p, 4)
     return Resolution(text, span[0], span[1], c.lat, c.lon, c.display_name or c.name, c.country_code, c.admin1,
-                      c.feature_type, c.bbox, backend, round(p * min(c.match, 1.0), 4))  # fmt: skip
+                      c.feature_type, c.bbox, backend, score)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -194,8 +198,8 @@ class Resolver:
         d = self._decide(mentions, post, context, stream)
         out: list[list[Resolution]] = []
         for i, ch in enumerate(d.choices):
-            out.append([_resolution(d.texts[i], d.spans[i], ch.candidates[j], ch.probs[j], d.backends[i])
-                        for j in ch.ranked()[:k]])  # fmt: skip
+            out.append([_resolution(d.texts[i], d.spans[i], ch.candidates[j], ch.probs[j], d.backends[i],
+                                    by_match=False) for j in ch.ranked()[:k]])  # fmt: skip
         return out
 
     def _decide(

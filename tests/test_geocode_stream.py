@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -170,3 +171,21 @@ def test_worker_stage_keys_the_prior_by_event_and_passes_types() -> None:
     stage.reset_prior()
     assert stage.resolve([_m(lone, "Georgia")], {"event": "irma"}, lone)[0]["country_code"] == "GE"  # type: ignore[index]
     assert stage.stats()["prior_keys"] >= 1 and stage.stats()["failures"] == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=20), st.text(max_size=12))
+def test_any_mention_text_and_label_resolve_without_raising(text: str, label: str, stream: str) -> None:
+    r = _PROPERTY_RESOLVER
+    post = f"{text} and more"
+    m = Mention(text, 0, len(text), 0.5, label)
+    assert place_type(label) in (None, "country", "admin", "city", "poi", "street", "natural", "other")
+    (res,) = r.resolve([m], post, stream=stream)
+    assert (res.start, res.end) == (0, len(text))
+    if isinstance(res, Resolution):
+        assert -90 <= res.lat <= 90 and -180 <= res.lon <= 180 and 0 <= res.score <= 1
+    (ranked,) = r.rank([m], post, k=3, stream=stream)
+    assert len(ranked) <= 3 and all(a.score >= b.score for a, b in itertools.pairwise(ranked))
+
+
+_PROPERTY_RESOLVER = build_resolver("offline", prior=PriorConfig(warmup=1))
