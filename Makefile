@@ -2,6 +2,12 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# IDRISI is downloaded when missing (lmr/datasets.py) unless the caller said offline: decide from the caller's
+# LMR_OFFLINE / HF_HUB_OFFLINE, before HF_HUB_OFFLINE=1 below keeps the model hub out of the demo and tests.
+ifndef LMR_OFFLINE
+LMR_OFFLINE := $(if $(HF_HUB_OFFLINE),$(HF_HUB_OFFLINE),0)
+endif
+export LMR_OFFLINE
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline

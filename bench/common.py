@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
+from lmr.datasets import idrisi_dir
+from lmr.errors import LmrError
+
 REPO = Path(__file__).resolve().parent.parent
-IDRISI = Path(os.environ.get("LMR_IDRISI_DIR", REPO.parent / "shared" / "data" / "idrisi"))
 
 
 def need_idrisi() -> Path:
-    """The IDRISI directory, or exit with a clear reason."""
-    if not (IDRISI / "lmr").is_dir():
-        sys.exit(f"IDRISI not found at {IDRISI}: get it from github.com/rsuwaileh/IDRISI or set LMR_IDRISI_DIR.")
-    return IDRISI
+    """The IDRISI directory (found, or downloaded: see lmr.datasets), or exit with a clear reason."""
+    try:
+        return idrisi_dir()
+    except LmrError as exc:
+        sys.exit(str(exc))
 
 
 def unlabeled_posts(limit: int | None = None) -> list[dict[str, object]]:

@@ -1,6 +1,6 @@
 """Offline geocoding quality on IDRISI-D dev, with and without the per-event region hint.
 
-    .venv/bin/python bench/geocode_eval.py [--data ../shared/data/idrisi/lmd] [--split dev]
+    .venv/bin/python bench/geocode_eval.py [--data IDRISI/lmd] [--split dev]
 
 Prints one JSON object per setting (acc_161 over all gold mentions, coverage,
 median/mean km, n) and writes them to bench/results/geocode_eval.json. The
@@ -19,18 +19,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import need_idrisi  # noqa: E402
 from geocode.evaluate import evaluate, load_region_map  # noqa: E402
 from geocode.resolver import build_resolver  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "idrisi" / "lmd"))
+    ap.add_argument("--data", default=None, help="an IDRISI-D lmd/ folder (default: IDRISI's, see lmr/datasets.py)")
     ap.add_argument("--split", default="dev")
     args = ap.parse_args()
-    files = sorted(Path(args.data).glob(f"*/{args.split}.jsonl"))
+    data = Path(args.data) if args.data else need_idrisi() / "lmd"
+    files = sorted(data.glob(f"*/{args.split}.jsonl"))
     if not files:
-        print(f"skip: no IDRISI-D files under {args.data} (obtain IDRISI from its public source)")
+        print(f"skip: no IDRISI-D files under {data} (obtain IDRISI from its public source)")
         return 0
     regions = load_region_map(ROOT / "bench" / "geocode_events.json")
     results = {}

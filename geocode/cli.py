@@ -16,6 +16,7 @@ from geocode.resolver import FALLBACKS, Resolver, build_resolver
 from geocode.types import GeoContext, Resolution
 from lmr.config import config_option, fail, option, redact
 from lmr.errors import LmrError
+from lmr.readers import expand_paths
 
 
 def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
@@ -172,7 +173,7 @@ def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: b
 
 
 @main.command()
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
 @_backend_options
 @option(
     "--region-map",
@@ -201,8 +202,8 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
 
     \b
     Examples:
-      lmr-geocode evaluate ../shared/data/idrisi/lmd/*/dev.jsonl
-      lmr-geocode evaluate ../shared/data/idrisi/lmd/*/dev.jsonl --region-map bench/geocode_events.json --json
+      lmr-geocode evaluate idrisi:lmd/dev        # IDRISI-D dev (found or fetched, see lmr/datasets.py)
+      lmr-geocode evaluate 'my/lmd/*/dev.jsonl' --region-map bench/geocode_events.json --json
     """
     params.pop("config", None)
     rows: list[dict[str, Any]] | None = [] if details else None
@@ -211,7 +212,7 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
         rmap = load_region_map(region_map) if region_map else None
         metrics = run_evaluation(
             resolver,
-            data,
+            expand_paths(data),
             region=GeoContext.parse(params["region"]),
             region_map=rmap,
             details=rows,

@@ -93,7 +93,7 @@ def read_idrisi(path: str | Path) -> Iterator[GoldPost]:
     """Posts of one IDRISI-D file with their resolved gold mentions."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p} does not exist.", "pass IDRISI-D files such as ../shared/data/idrisi/lmd/*/dev.jsonl.")
+        raise DataError(f"{p} does not exist.", "pass IDRISI-D files such as idrisi:lmd/dev (lmd/<event>/dev.jsonl).")
     with p.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():

@@ -25,6 +25,14 @@ class DataError(LmrError, ValueError):
     """Input data cannot be read or does not have the expected shape."""
 
 
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """A dataset is in none of the places looked at, and was not (or could not be) downloaded."""
+
+
+class DatasetDownloadError(DataError, ConnectionError):
+    """A dataset file could not be downloaded, or its bytes fail their size or sha256."""
+
+
 class ModelError(LmrError, RuntimeError):
     """A model cannot be built, loaded or run."""
 

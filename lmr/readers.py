@@ -8,7 +8,8 @@ Formats:
 * CoNLL-style columns: one token per line, the tag (BIO/BIOES/BILOU) in the last column,
   blank lines between posts.
 
-A path may be a file, a directory (searched recursively) or a glob.
+A path may be a file, a directory (searched recursively), a glob, or a short IDRISI reference such as
+``idrisi:lmr/train`` (see :mod:`lmr.datasets`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmr.datasets import is_reference, resolve_reference
 from lmr.errors import DataError
 from lmr.posts import post_id
 
@@ -67,9 +69,10 @@ class Example:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named by ``paths``: files, directories (recursive), or globs; sorted, de-duplicated."""
+    """Files named by ``paths``: files, directories (recursive), globs or ``idrisi:`` references; de-duplicated."""
     out: list[Path] = []
-    for raw in paths:
+    for ref in paths:
+        raw = resolve_reference(ref) if is_reference(ref) else ref
         p = Path(raw)
         if p.is_dir():
             out.extend(
@@ -84,7 +87,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         else:
             matches = sorted(Path(m) for m in glob.glob(str(raw), recursive=True))
             if not matches:
-                raise DataError(f"No data file matches {raw!s}.", "pass an existing file, directory or glob.")
+                where = f"{ref!s} ({raw})" if raw != ref else f"{ref!s}"
+                raise DataError(f"No data file matches {where}.", "pass an existing file, directory or glob.")
             out.extend(m for m in matches if m.is_file())
     seen: set[Path] = set()
     return [p for p in out if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from lmr.datasets import find_idrisi, places
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-IDRISI = Path(os.environ.get("LMR_IDRISI_DIR", REPO.parent / "shared" / "data" / "idrisi"))
+IDRISI = find_idrisi()  # tests never download it: where it is absent, they skip
 
 TINY_POSTS = [
     ("Flooding reported in Houston, Texas tonight", [("Houston", "City/town"), ("Texas", "State")]),
@@ -52,8 +54,9 @@ def tiny_idrisi_records() -> list[dict[str, object]]:
 
 @pytest.fixture(scope="session")
 def idrisi_dir() -> Path:
-    if not (IDRISI / "lmr").is_dir():
-        pytest.skip(f"IDRISI not found at {IDRISI} (get it from github.com/rsuwaileh/IDRISI, or set LMR_IDRISI_DIR)")
+    if IDRISI is None:
+        looked = ", ".join(str(p) for _, p in places() if p is not None)
+        pytest.skip(f"IDRISI not found ({looked}); `python -m lmr.datasets` downloads it")
     return IDRISI
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,10 @@ from click.testing import CliRunner
 from geocode.cache import GeoCache
 from geocode.cli import main
 from geocode.guard import Guard, GuardConfig
+from lmr.datasets import find_idrisi
 from lmr.errors import GeocoderUnavailable
 
-_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "idrisi"
-LMD = Path(os.environ.get("LMR_IDRISI_DIR", _DATA)) / "lmd"
+IDRISI = find_idrisi()
 
 
 def _record(text: str, mention: str, lat: float, lon: float, typ: str) -> str:
@@ -91,10 +90,9 @@ def test_help_has_examples() -> None:
         assert out.exit_code == 0 and "Example" in out.output
 
 
-@pytest.mark.skipif(not LMD.is_dir(), reason=f"IDRISI-D not found at {LMD}")
+@pytest.mark.skipif(IDRISI is None, reason="IDRISI not found (see lmr/datasets.py)")
 def test_offline_accuracy_on_idrisi_dev() -> None:
-    files = sorted(str(p) for p in LMD.glob("*/dev.jsonl"))
-    out = CliRunner().invoke(main, ["evaluate", *files, "--json"])
+    out = CliRunner().invoke(main, ["evaluate", "idrisi:lmd/dev", "--json"])
     assert out.exit_code == 0, out.output
     m = json.loads(out.output)
     assert m["n"] >= 900

@@ -11,7 +11,6 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,11 +23,11 @@ import pytest
 
 from geocode import GeoContext, Resolution, Unresolved, build_resolver
 from geocode.guard import GuardConfig
+from lmr.datasets import find_idrisi
 from lmr.errors import ConfigError
 from lmr.mentions import Mention
 
-_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "idrisi"
-IDRISI = Path(os.environ.get("LMR_IDRISI_DIR", _DATA)) / "lmd"
+IDRISI = find_idrisi()
 
 HAND_WRITTEN: dict[str, dict[str, Any]] = {
     "houston": {
@@ -50,8 +49,8 @@ HAND_WRITTEN: dict[str, dict[str, Any]] = {
 
 def _bodies() -> dict[str, dict[str, Any]]:
     bodies = dict(HAND_WRITTEN)
-    if IDRISI.is_dir():
-        for f in sorted(IDRISI.glob("*/train.jsonl")):
+    if IDRISI is not None:
+        for f in sorted(IDRISI.glob("lmd/*/train.jsonl")):
             for line in f.open(encoding="utf-8"):
                 for m in json.loads(line)["location_mentions"]:
                     key = m["text"].lower()

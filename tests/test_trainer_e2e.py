@@ -170,3 +170,22 @@ def test_wandb_offline_run_directory(tiny_data: Path, tmp_path: Path, monkeypatc
     runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert runs, "an offline W&B run directory must be written"
     assert (tmp_path / "reg" / "wb" / "v1" / "manifest.json").is_file()
+
+
+def test_run_on_idrisi_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--train idrisi:lmr/train``: the short reference resolves through lmr.datasets (here LMR_IDRISI_DIR)."""
+    from tests.conftest import tiny_idrisi_records
+
+    recs = tiny_idrisi_records()
+    for event, split, part in (("flood", "train", recs[:3]), ("quake", "train", recs[3:6]), ("quake", "dev", recs[6:])):
+        f = tmp_path / "idrisi" / "lmr" / event / f"{split}.jsonl"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("".join(json.dumps(r) + "\n" for r in part))
+    monkeypatch.setenv("LMR_IDRISI_DIR", str(tmp_path / "idrisi"))
+    args = ["run", "--train", "idrisi:lmr/train", "--eval", "idrisi:lmr/dev", "--encoder", "offline"]
+    args += ["--max-steps", "2", "--eval-steps", "2", "--output-dir", str(tmp_path / "runs")]
+    res = CliRunner().invoke(main, [*args, "--registry", str(tmp_path / "reg"), "--name", "ref"])
+    assert res.exit_code == 0, res.output
+    v1 = tmp_path / "reg" / "ref" / "v1"
+    config = json.loads((v1 / "training_config.json").read_text())
+    assert config["train"] == ["idrisi:lmr/train"]  # the reference, not this machine's path

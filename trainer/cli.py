@@ -35,15 +35,14 @@ def main(log_level: str, log_format: str) -> None:
 
     \b
     Example (offline, on this CPU):
-      lmr-trainer run --train '../shared/data/idrisi/lmr/*/train.jsonl' \\
-          --eval '../shared/data/idrisi/lmr/*/dev.jsonl' --encoder offline
+      lmr-trainer run --train idrisi:lmr/train --eval idrisi:lmr/dev --encoder offline
     """
     logs.setup(log_level, log_format)
 
 
 @main.command("run")
 @config_option
-@option("--train", "train", multiple=True, help="Training data: files, directories or globs (repeatable).")
+@option("--train", "train", multiple=True, help="Training data: files, folders, globs, idrisi:lmr/train (repeatable).")
 @option("--eval", "eval_", multiple=True, help="Evaluation data (repeatable). Default: hold out part of --train.")
 @option("--eval-events", multiple=True, help="Hold out these IDRISI events (directory names) for evaluation.")
 @option(
@@ -155,8 +154,9 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
 
     \b
     Examples:
-      # offline: a fresh span head on the bundled MiniLM encoder
-      lmr-trainer run --train 'data/idrisi/lmr/*/train.jsonl' --eval 'data/idrisi/lmr/*/dev.jsonl' --encoder offline
+      # offline: a fresh span head on the bundled MiniLM encoder; idrisi:... is IDRISI, found or fetched
+      lmr-trainer run --train idrisi:lmr/train --eval idrisi:lmr/dev --encoder offline
+      lmr-trainer run --train 'my/data/*.jsonl' --encoder offline
       # the reference recipe on a GPU (hub access needed)
       lmr-trainer run --train data/train.jsonl --base-model urchade/gliner_large-v2.1 --preset seed --report-to wandb
     """
@@ -213,7 +213,7 @@ def evaluate_cmd(
 
     \b
     Example:
-      lmr-trainer evaluate registry/lmr-location '../shared/data/idrisi/lmr/*/dev.jsonl' --json
+      lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --json
     """
     from lmr.evaluation import evaluate_extractor
     from lmr.model.extractor import load_extractor

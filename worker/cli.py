@@ -39,8 +39,7 @@ def main(log_level: str, log_format: str) -> None:
     Example (local trial: embedded broker, a published model, a replayed stream):
       lmr-worker broker --port 9092 --topic posts:4 --topic posts.enriched:4 --topic posts.dlq:1 &
       lmr-worker run --bootstrap-servers 127.0.0.1:9092 --model registry/lmr &
-      lmr-worker replay '../shared/data/idrisi/lmr/*/test_unlabeled.jsonl' \\
-          --bootstrap-servers 127.0.0.1:9092 --topic posts --rate 200
+      lmr-worker replay idrisi:lmr/test_unlabeled --bootstrap-servers 127.0.0.1:9092 --topic posts --rate 200
     """
     logs.setup(log_level, log_format)
 
@@ -355,14 +354,13 @@ def replay_cmd(
 
     \b
     Example:
-      lmr-worker replay ../shared/data/idrisi/lmr/*/test_unlabeled.jsonl \\
+      lmr-worker replay idrisi:lmr/test_unlabeled \\
           --bootstrap-servers 127.0.0.1:9092 --topic posts --rate 100
     """
-    import glob
-
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
+    from lmr.readers import expand_paths
     from worker.replay import read_records, replay
 
     if sum(x is not None and x is not False for x in (rate, speed, as_fast or None)) > 1:
@@ -370,9 +368,8 @@ def replay_cmd(
     if (rate is not None and rate <= 0) or (speed is not None and speed <= 0):
         raise click.UsageError("--rate and --speed must be positive.")
     paths: list[str] = []
-    for f in files:
-        paths.extend(sorted(glob.glob(f)) or [f])
     try:
+        paths = [str(p) for p in expand_paths(files)]  # files, folders, globs, idrisi:lmr/test_unlabeled
         kafka = KafkaSettings(**{k: v for k, v in kw.items() if v is not None}, **_secrets())
         recs = read_records(paths, id_field=id_field)
         if limit:
@@ -415,7 +412,7 @@ def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: boo
     \b
     Example:
       lmr-worker run --model registry/lmr --source file:dev.jsonl --sink file:out.jsonl
-      lmr-worker evaluate out.jsonl ../shared/data/idrisi/lmr/*/dev.jsonl
+      lmr-worker evaluate out.jsonl idrisi:lmr/dev
     """
     from lmr.evaluation import evaluate_events
 
