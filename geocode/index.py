@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from geocode.build import SOURCES, Builder, Place, build_places
+from lmr import datasets
 from lmr.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,8 @@ _build_lock = threading.Lock()
 
 
 def cache_dir() -> Path:
-    """Where lmr keeps built indexes and caches."""
-    env = os.environ.get("LMR_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "lmr"
+    """Where lmr keeps built indexes and caches (one rule for every cache: :func:`lmr.datasets.cache_dir`)."""
+    return datasets.cache_dir()
 
 
 def default_index_path() -> Path:
