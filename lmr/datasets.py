@@ -145,7 +145,7 @@ def idrisi_dir(
     if found is not None:
         return found
     where = places(env, repo)
-    looked = "; ".join(f"{name}: {path if path is not None else 'unset'}" for name, path in where)
+    looked = "".join(f"\n  {name}: {path if path is not None else 'unset'}" for name, path in where)
     m = manifest or Manifest.load()
     by_hand = (
         f"or download lmr/ and lmd/ by hand from {m.repository}/tree/{m.commit} "
@@ -155,7 +155,7 @@ def idrisi_dir(
     if not download or offline(env):
         why = "downloading is off" if not download else f"downloading is forbidden ({_offline_setting(env)})"
         raise DatasetNotFoundError(
-            f"IDRISI not found: looked at {looked}; {why}.",
+            f"IDRISI not found; looked at:{looked}\n{why}.\n",
             f"unset {OFFLINE_ENV} and {HF_OFFLINE_ENV} (or set {OFFLINE_ENV}=0) to let lmr download it, {by_hand}",
         )
     target = where[-1][1]
@@ -164,7 +164,7 @@ def idrisi_dir(
         return download_idrisi(target, manifest=m, base_url=base_url or env.get(URL_ENV), progress=progress)
     except DatasetDownloadError as exc:
         raise DatasetNotFoundError(
-            f"IDRISI not found: looked at {looked}; downloading it failed: {exc.problem}",
+            f"IDRISI not found; looked at:{looked}\ndownloading it failed: {exc.problem}\n",
             f"check the network connection (a proxy is read from https_proxy) and rerun, {by_hand}",
         ) from exc
 
@@ -196,9 +196,13 @@ def download_idrisi(
     total = sum(f.size for f in todo)
     print(f"Downloading IDRISI ({len(todo)} files, {total / 1e6:.1f} MB) from {url} into {target}", file=say)
     print(m.notice, file=say, flush=True)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="IDRISI", file=say, disable=_no_bar(progress)) as bar:
-        for f in todo:
-            _fetch(url + f.source, staging / f.path, f, bar.update)
+    try:
+        with tqdm(total=total, unit="B", unit_scale=True, desc="IDRISI", file=say, disable=_no_bar(progress)) as bar:
+            for f in todo:
+                _fetch(url + f.source, staging / f.path, f, bar.update)
+    except DatasetDownloadError:
+        _remove_empty_folders(staging)  # keeps the verified files for the next run
+        raise
     (staging / "README.md").write_text(
         f"# IDRISI (English)\n\nDownloaded by lmr from {m.repository} at commit {m.commit}.\n\n{m.notice}\n",
         encoding="utf-8",
@@ -211,6 +215,12 @@ def download_idrisi(
         shutil.rmtree(staging, ignore_errors=True)
     print(f"IDRISI ready in {target}", file=say, flush=True)
     return target
+
+
+def _remove_empty_folders(root: Path) -> None:
+    for d in [*sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True), root]:
+        if not any(d.iterdir()):
+            d.rmdir()
 
 
 def _no_bar(progress: bool | None) -> bool | None:

@@ -197,6 +197,7 @@ def test_unreachable_server_fails_with_what_to_do(home: dict[str, str], tmp_path
     with pytest.raises(DatasetNotFoundError, match="downloading it failed") as info:
         idrisi_dir(environ=env, repo=tmp_path / "clone", manifest=_manifest(_tree()), progress=False)
     assert "network" in str(info.value) and "LMR_IDRISI_DIR" in str(info.value)
+    assert not (tmp_path / "cache" / "lmr" / "idrisi.partial").exists()  # nothing verified, nothing left behind
 
 
 def test_places_are_searched_in_order(tmp_path: Path) -> None:
