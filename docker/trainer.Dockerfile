@@ -3,7 +3,7 @@
 #   docker build -f docker/trainer.Dockerfile -t lmr-trainer:0.1.0 .
 # Run on a GPU host (NVIDIA driver >= 580 for CUDA 13.0, NVIDIA Container Toolkit installed):
 #   docker run --rm --gpus all --shm-size 8g \
-#     -v "$PWD/../shared/data/idrisi:/data:ro" -v "$PWD/registry:/models" -v "$PWD/runs:/runs" \
+#     -v "$(.venv/bin/python -m lmr.datasets):/data:ro" -v "$PWD/registry:/models" -v "$PWD/runs:/runs" \
 #     lmr-trainer:0.1.0 run --train '/data/lmr/*/train.jsonl' --eval '/data/lmr/*/dev.jsonl' \
 #       --registry /models --output-dir /runs --device cuda
 # See docker/README.md for compose and what was validated.

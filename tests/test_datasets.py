@@ -281,3 +281,20 @@ def test_demo_without_idrisi_stops_with_what_to_do(
     assert main([]) == 2
     err = capsys.readouterr().err
     assert "IDRISI not found" in err and "downloading it failed" in err and "LMR_IDRISI_DIR" in err
+
+
+def test_module_command_prints_where_or_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mine" / "lmr").mkdir(parents=True)
+    monkeypatch.setenv("LMR_IDRISI_DIR", str(tmp_path / "mine"))
+    assert datasets.main() == 0 and capsys.readouterr().out.strip() == str(tmp_path / "mine")
+    (tmp_path / "clone").mkdir()
+    (tmp_path / "clone" / "pyproject.toml").write_text("")
+    monkeypatch.setattr(datasets, "_REPO", tmp_path / "clone")  # a checkout with nothing beside it
+    monkeypatch.setenv("LMR_IDRISI_DIR", str(tmp_path / "missing"))
+    monkeypatch.setenv("LMR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LMR_OFFLINE", "1")
+    assert datasets.main() == 2
+    out = capsys.readouterr()
+    assert out.out == "" and str(tmp_path / "missing") in out.err and "LMR_OFFLINE=1" in out.err
