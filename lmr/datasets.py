@@ -191,7 +191,10 @@ def download_idrisi(
     if holds_idrisi(target):
         return target
     staging = target.with_name(target.name + ".partial")
-    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetDownloadError(f"cannot write {staging} ({exc}); set {CACHE_DIR_ENV} to a writable one.") from exc
     todo = [f for f in m.files if not _verified(staging / f.path, f)]
     total = sum(f.size for f in todo)
     print(f"Downloading IDRISI ({len(todo)} files, {total / 1e6:.1f} MB) from {url} into {target}", file=say)

@@ -298,3 +298,12 @@ def test_module_command_prints_where_or_why(
     assert datasets.main() == 2
     out = capsys.readouterr()
     assert out.out == "" and str(tmp_path / "missing") in out.err and "LMR_OFFLINE=1" in out.err
+
+
+def test_unwritable_cache_names_the_setting(upstream: Upstream, tmp_path: Path) -> None:
+    (tmp_path / "clone").mkdir()
+    (tmp_path / "a-file").write_text("")
+    env = {"LMR_CACHE_DIR": str(tmp_path / "a-file")}  # not a folder: nothing can be written under it
+    with pytest.raises(DatasetNotFoundError, match="LMR_CACHE_DIR to a writable one"):
+        _fetch(env, tmp_path, upstream)
+    assert upstream.requests == []
