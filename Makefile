@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" on machines where PyPI torch is CUDA
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup demo test lint bench-quality bench-speed bench-worker clean
+.PHONY: setup idrisi demo test lint bench-quality bench-speed bench-worker clean
 
 $(BIN)/lmr-worker: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,10 @@ $(BIN)/lmr-worker: pyproject.toml
 
 setup: $(BIN)/lmr-worker  ## create .venv and install lmr with its pinned dependencies
 
-demo: setup  ## broker + model + worker + sample stream, end to end, offline
+idrisi:  ## find IDRISI or download it (lmr/datasets.py); before the set-up, so a missing dataset stops at once
+	PYTHONPATH=. $(PY) -m lmr.datasets
+
+demo: idrisi setup  ## broker + model + worker + sample stream, end to end, offline
 	$(BIN)/python -m demo
 
 test: setup  ## the whole test suite (CI runs exactly this)

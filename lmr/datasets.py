@@ -24,6 +24,7 @@ or (lmr only) ``test_unlabeled``, e.g. ``idrisi:lmr/train`` = ``<IDRISI>/lmr/*/t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -32,7 +33,7 @@ import re
 import shutil
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeGuard
@@ -183,8 +184,6 @@ def download_idrisi(
     out: IO[str] | None = None,
 ) -> Path:
     """Download every file of ``manifest`` into ``target``, verified, atomically (see the module docstring)."""
-    from tqdm.auto import tqdm
-
     m = manifest or Manifest.load()
     url = (base_url or m.base_url).rstrip("/") + "/"
     say = out or sys.stderr
@@ -200,9 +199,9 @@ def download_idrisi(
     print(f"Downloading IDRISI ({len(todo)} files, {total / 1e6:.1f} MB) from {url} into {target}", file=say)
     print(m.notice, file=say, flush=True)
     try:
-        with tqdm(total=total, unit="B", unit_scale=True, desc="IDRISI", file=say, disable=_no_bar(progress)) as bar:
+        with _bar(total, say, progress) as advance:
             for f in todo:
-                _fetch(url + f.source, staging / f.path, f, bar.update)
+                _fetch(url + f.source, staging / f.path, f, advance)
     except DatasetDownloadError:
         _remove_empty_folders(staging)  # keeps the verified files for the next run
         raise
@@ -226,8 +225,20 @@ def _remove_empty_folders(root: Path) -> None:
             d.rmdir()
 
 
-def _no_bar(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress  # None: a bar only on a terminal
+@contextlib.contextmanager
+def _bar(total: int, out: IO[str], progress: bool | None) -> Iterator[Callable[[int], object]]:
+    """A byte progress bar (``progress=None``: only on a terminal); none without tqdm.
+
+    ``make demo`` runs this module with the system Python before the virtualenv (and tqdm) exists.
+    """
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        yield lambda n: None
+        return
+    disable = None if progress is None else not progress
+    with tqdm(total=total, unit="B", unit_scale=True, desc="IDRISI", file=out, disable=disable) as bar:
+        yield bar.update
 
 
 def _verified(path: Path, f: RemoteFile) -> bool:
@@ -240,7 +251,7 @@ def _verified(path: Path, f: RemoteFile) -> bool:
     return h.hexdigest() == f.sha256
 
 
-def _fetch(url: str, dest: Path, f: RemoteFile, advance: Any) -> None:
+def _fetch(url: str, dest: Path, f: RemoteFile, advance: Callable[[int], object]) -> None:
     """One file into ``dest`` via ``dest.<pid>.part``; renamed only when its size and sha256 match."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f"{dest.name}.{os.getpid()}.part")
