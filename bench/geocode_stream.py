@@ -1,6 +1,6 @@
 """The stream prior measured: IDRISI-D in arrival order, two events interleaved, and resolution speed.
 
-    .venv/bin/python bench/geocode_stream.py [--data ../shared/data/idrisi/lmd] [--splits train,dev]
+    .venv/bin/python bench/geocode_stream.py [--data IDRISI/lmd] [--splits train,dev]
         [--pair hurricane_harvey_2017,kaikoura_earthquake_2016] [--first 50]
 
 1. every gold mention of the splits, each event's posts in ``created_at`` order
@@ -28,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import need_idrisi  # noqa: E402
 from geocode.evaluate import GoldPost, evaluate, read_posts  # noqa: E402
 from geocode.resolver import build_resolver  # noqa: E402
 
@@ -94,14 +95,15 @@ def speed(files: list[Path]) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "idrisi" / "lmd"))
+    ap.add_argument("--data", default=None, help="an IDRISI-D lmd/ folder (default: IDRISI's, see lmr/datasets.py)")
     ap.add_argument("--splits", default="train,dev")
     ap.add_argument("--pair", default="hurricane_harvey_2017,kaikoura_earthquake_2016")
     ap.add_argument("--first", type=int, default=50)
     args = ap.parse_args()
-    files = sorted(f for s in args.splits.split(",") for f in Path(args.data).glob(f"*/{s}.jsonl"))
+    data = Path(args.data) if args.data else need_idrisi() / "lmd"
+    files = sorted(f for s in args.splits.split(",") for f in data.glob(f"*/{s}.jsonl"))
     if not files:
-        print(f"skip: no IDRISI-D files under {args.data} (obtain IDRISI from its public source)")
+        print(f"skip: no IDRISI-D files under {data} (obtain IDRISI from its public source)")
         return 0
     ev = tuple(args.pair.split(","))
     if len(ev) != 2:
