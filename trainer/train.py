@@ -15,7 +15,7 @@ import logging
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,6 @@ class Fitted:
     threshold: float
     train_seconds: float
     wandb: Any = None
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def run(s: TrainSettings) -> RunResult:
