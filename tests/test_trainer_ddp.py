@@ -40,6 +40,11 @@ def _rank_main(rank: int, port: int, out: str) -> None:
     from trainer.span_trainer import time_budget_callback
 
     distributed.init("cpu")
+    marker = Path(out, "first")
+    with distributed.main_first():  # rank 0 leaves the marker before rank 1 enters
+        saw_marker = marker.exists()
+        if rank == 0:
+            marker.write_text("0")
     mine = list(distributed.shard(7))
     # rank 0's budget is spent at once, rank 1's is an hour away: both must stop at this step
     budget = time_budget_callback(0.0 if rank == 0 else 60.0)
@@ -51,6 +56,7 @@ def _rank_main(rank: int, port: int, out: str) -> None:
         "any": distributed.any_rank(rank == 1),
         "stop": control.should_training_stop,
         "main": distributed.is_main(),
+        "saw_marker": saw_marker,
     }
     Path(out, f"rank{rank}.json").write_text(json.dumps(result))
     distributed.barrier()
@@ -67,6 +73,7 @@ def test_ranks_agree_on_shards_broadcasts_and_the_time_budget(tmp_path: Path) ->
     assert r0["any"] is r1["any"] is True
     assert r0["stop"] is r1["stop"] is True, "a spent budget on one rank stops every rank at the same step"
     assert (r0["main"], r1["main"]) == (True, False)
+    assert (r0["saw_marker"], r1["saw_marker"]) == (False, True), "rank 0 runs a main_first block first"
 
 
 @pytest.mark.slow

@@ -8,6 +8,8 @@ training. Every helper is a no-op in a single process, so the same code path ser
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -107,3 +109,13 @@ def barrier() -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. fetching data into a shared cache), then the other ranks."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()

@@ -98,9 +98,11 @@ def auto_max_width(examples: list[Example], coverage: float = 0.999, floor: int 
 
 
 def _split(s: TrainSettings) -> tuple[list[Example], list[Example]]:
-    examples = read_examples(s.train, fine_types=s.fine_types)
+    with distributed.main_first():  # an idrisi: reference may download IDRISI once, into a shared cache
+        examples = read_examples(s.train, fine_types=s.fine_types)
+        evaluation = read_examples(s.eval, fine_types=s.fine_types) if s.eval else []
     if s.eval:
-        train_ex, eval_ex = examples, read_examples(s.eval, fine_types=s.fine_types)
+        train_ex, eval_ex = examples, evaluation
     else:
         train_ex, eval_ex = split_train_eval(examples, s.eval_fraction, s.seed, s.eval_events)
     if not train_ex:
