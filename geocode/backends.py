@@ -27,7 +27,7 @@ from geopy.point import Point
 from geocode.gazetteer import Gazetteer, importance, open_gazetteer
 from geocode.text import is_upper_code, split_camel, variants
 from geocode.types import BBox, Candidate, GeoContext
-from lmr.config import secret_from_env
+from lmr.config import redact_url, secret_from_env
 from lmr.errors import ConfigError
 
 API_KEY_ENV = "LMR_GEOCODER_API_KEY"
@@ -294,6 +294,7 @@ def build_geocoder(
 ) -> Geocoder:
     """A geopy geocoder by name (``nominatim``, ``photon``, ``arcgis``, ...) with keyword options."""
     install_log_redaction()
+    redact_url(url)  # a password in the URL is masked in every log line (geopy logs request URLs)
     opts = dict(options or {})
     if any(k.lower() in ("api_key", "key", "apikey") for k in opts):
         raise ConfigError(

@@ -8,7 +8,9 @@ errors here (``swallow_exceptions=False``, ``max_retries=0``): retries live in
 :class:`Guard`, which backs off exponentially (honouring ``Retry-After``) on
 timeouts, 429 and 5xx answers, and a breaker that opens after
 ``failure_threshold`` consecutive failures and fails fast until ``reset_after``
-seconds have passed, then lets one trial call through.
+seconds have passed, then lets exactly one trial call through (half-open): the
+calls that arrive while the trial runs fail fast too; the trial's success closes
+the breaker, its failure opens it again for ``reset_after`` seconds.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ class Guard:
         self._lock = threading.Lock()
         self._failures = 0
         self._opened_at: float | None = None
+        self._trial = False  # half-open: one call is trying the service
         self.retries = 0
         self.failures_total = 0
         self.short_circuited = 0
@@ -121,22 +124,33 @@ class Guard:
                 return "closed"
             return "half-open" if self._clock() - self._opened_at >= self.config.reset_after else "open"
 
-    def _before(self) -> None:
+    def _before(self) -> bool:
+        """Raise while the breaker is open; returns whether this call is the half-open trial."""
         with self._lock:
-            if self._opened_at is not None and self._clock() - self._opened_at < self.config.reset_after:
-                self.short_circuited += 1
-                raise GeocoderUnavailable(
-                    f"{self.service} circuit is open after {self._failures} consecutive failures.",
-                    f"wait {self.config.reset_after:.0f} s or fix the service; resolution resumes by itself.",
-                )
+            if self._opened_at is None:
+                return False
+            if self._clock() - self._opened_at >= self.config.reset_after and not self._trial:
+                self._trial = True
+                return True
+            self.short_circuited += 1
+            raise GeocoderUnavailable(
+                f"{self.service} circuit is open after {self._failures} consecutive failures.",
+                f"wait {self.config.reset_after:.0f} s or fix the service; resolution resumes by itself.",
+            )
+
+    def _end_trial(self) -> None:
+        with self._lock:
+            self._trial = False
 
     def _success(self) -> None:
         with self._lock:
             self._failures = 0
             self._opened_at = None
+            self._trial = False
 
     def _failure(self) -> None:
         with self._lock:
+            self._trial = False
             self._failures += 1
             self.failures_total += 1
             if self._failures >= self.config.failure_threshold or self._opened_at is not None:
@@ -145,15 +159,17 @@ class Guard:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         attempt = 0
         while True:
-            self._before()
+            trial = self._before()
             try:
                 result = self.limiter(*args, **kwargs)
             except Exception as raw:
                 err = translate(raw, self.service)
                 if isinstance(err, GeocoderQueryError):
+                    if trial:
+                        self._end_trial()
                     raise err from raw  # the service is up; the query or key is wrong
                 self._failure()
-                if attempt >= self.config.max_retries or self.state == "open":
+                if attempt >= self.config.max_retries or trial or self.state == "open":
                     raise err from raw
                 delay = min(self.config.backoff_seconds * (2**attempt), self.config.max_backoff_seconds)
                 retry_after = getattr(err, "retry_after", None)

@@ -12,9 +12,11 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import click
 
+from lmr import logs
 from lmr.errors import ConfigError, LmrError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,6 +116,24 @@ def redact(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def secret_from_env(var: str) -> str | None:
-    """Read a secret from the environment only (never from flags or files)."""
+    """Read a secret from the environment only (never from flags or files); it is masked in every log line."""
     value = os.environ.get(var)
+    logs.mask(value)
     return value or None
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` safe to log or save: a password in it (``https://user:PASSWORD@host``) becomes ``***``.
+
+    The password is also masked in every log line from now on (geopy logs request URLs at DEBUG level).
+    """
+    if not url:
+        return url
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    if parts.password is None:
+        return url
+    logs.mask(parts.password)
+    logs.mask(unquote(parts.password))
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    clean = urlunsplit(parts._replace(netloc=f"{user}:{logs.MASK}@{parts.netloc.rpartition('@')[2]}"))
+    return clean if "://" in url else clean[2:]

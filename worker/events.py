@@ -19,6 +19,10 @@ H_MESSAGE = "lmr.error.message"
 H_TOPIC = "lmr.source.topic"
 H_PARTITION = "lmr.source.partition"
 H_OFFSET = "lmr.source.offset"
+H_NULL_HEADERS = "lmr.source.null_headers"
+H_NULL_KEY = "lmr.source.null_key"
+
+Headers = tuple[tuple[str, bytes | None], ...]
 
 
 def load_schema() -> dict[str, Any]:
@@ -31,9 +35,9 @@ def load_schema() -> dict[str, Any]:
 class OutRecord:
     """A record to produce (to the output topic or the DLQ)."""
 
-    value: bytes
+    value: bytes | None  # None only for the dead letter of a tombstone
     key: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    headers: Headers
     source: Message
     timestamp_ms: int | None = None
 
@@ -74,12 +78,13 @@ def event_record(post: Post, event: dict[str, Any]) -> OutRecord:
     """Output key = input key, else the post id (so consumers can de-duplicate); input headers kept."""
     m = post.message
     key = m.key if m.key is not None else (post.id.encode("utf-8") if post.id is not None else None)
-    value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    value = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     return OutRecord(value, key, m.headers, m, m.timestamp_ms)
 
 
 def dlq_record(rej: Rejected) -> OutRecord:
-    """The original bytes, unchanged, with the reason and the source position in headers."""
+    """The original record as it was (bytes, key, a null value, null header values), plus the reason and
+    the source position in ``lmr.*`` headers."""
     m = rej.message
     err = rej.error[:2000]
     headers = (
@@ -90,4 +95,23 @@ def dlq_record(rej: Rejected) -> OutRecord:
         (H_PARTITION, str(m.partition).encode()),
         (H_OFFSET, str(m.offset).encode()),
     )
-    return OutRecord(m.value if m.value is not None else b"", m.key, headers, m, m.timestamp_ms)
+    return OutRecord(m.value, m.key, headers, m, m.timestamp_ms)
+
+
+def kafka_fields(r: OutRecord) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """``(value, key, headers)`` that kafka-python can produce for ``r``.
+
+    kafka-python 3 refuses null header values and a record with neither key nor value,
+    both valid in Kafka: such a null is written as empty bytes and named in a header,
+    ``lmr.source.null_headers`` (comma-separated positions in the headers) or
+    ``lmr.source.null_key: 1``, so the original record can be rebuilt exactly.
+    """
+    nulls = [str(i) for i, (_, v) in enumerate(r.headers) if v is None]
+    headers = [(k, b"" if v is None else v) for k, v in r.headers]
+    if nulls:
+        headers.append((H_NULL_HEADERS, ",".join(nulls).encode()))
+    key = r.key
+    if key is None and r.value is None:
+        key = b""
+        headers.append((H_NULL_KEY, b"1"))
+    return r.value, key, headers

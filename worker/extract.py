@@ -1,11 +1,18 @@
 """Location extraction for a micro-batch: chunking of long posts, isolation of failing posts.
 
-Posts longer than the model's window are split on word boundaries into windows
-that overlap by ``overlap`` words; mentions come back with offsets into the
-original text (words carry their spans), duplicates from overlapping windows are
-merged, and where two windows disagree the span that does not touch a window
-edge (then the higher score) wins. A post is flagged ``truncated`` only when
-words were really left unread (more than ``max_chunks`` windows).
+The encoder reads a bounded number of sub-word pieces (512 for BERT-like
+encoders, less GLiNER's label prompt) and the model a bounded number of words
+(``max_len``, 384), and both truncate silently. So posts are split on word
+boundaries into windows that respect both limits, counting each word's pieces as
+the encoder sees them (case markers included): a 384-word IDRISI window with
+case markers is ~520 pieces, a 690-character Chinese post 61 words but 690
+pieces. Consecutive windows overlap by ``overlap`` words (at most half a
+window); mentions come back with offsets into the original text (words carry
+their spans), duplicates from overlapping windows are merged, and where two
+windows disagree the span that does not touch a window edge (then the higher
+score) wins. A post is flagged ``truncated`` exactly when some of its text was
+not read: more than ``max_chunks`` windows were needed, or one word alone is
+longer than the encoder's input (the encoder reads its first pieces only).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lmr.mentions import Mention
 from lmr.words import Word, split_words
@@ -45,6 +52,19 @@ class ExtractorLike(Protocol):
     ) -> list[list[Mention]]: ...
 
 
+@runtime_checkable
+class CountsPieces(Protocol):
+    """An extractor that knows its encoder's limit in sub-word pieces (:class:`lmr.model.extractor.Extractor`).
+
+    Extractors without it are windowed by words only (each word counted as one piece).
+    """
+
+    @property
+    def max_pieces(self) -> int: ...
+
+    def word_pieces(self, words_list: Sequence[Sequence[Word]]) -> list[list[int]]: ...
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Words ``[first, last)`` of a post, read by the model in one pass."""
@@ -61,21 +81,43 @@ class Chunk:
         return left or right
 
 
-def make_chunks(words: list[Word], window: int, overlap: int, max_chunks: int) -> tuple[list[Chunk], bool]:
-    """Windows over ``words``; returns the windows and whether some words were left unread."""
+def make_chunks(
+    words: list[Word],
+    window: int,
+    overlap: int,
+    max_chunks: int,
+    *,
+    pieces: Sequence[int] | None = None,
+    max_pieces: int = 0,
+) -> tuple[list[Chunk], bool]:
+    """Windows over ``words`` and whether some text was left unread.
+
+    Each window holds at most ``window`` words and ``max_pieces`` sub-word pieces (``pieces[i]``
+    per word; ``max_pieces`` 0 = no piece limit); consecutive windows share ``overlap`` words, at
+    most half of the earlier window.
+    """
     n = len(words)
-    if n <= window:
-        return [Chunk(words, 0, n, n)], False
-    step = max(1, window - overlap)
+    cost = list(pieces) if pieces is not None else [1] * n
+    budget = max_pieces if max_pieces > 0 else sum(cost) + 1
     chunks: list[Chunk] = []
+    unread = False
     start = 0
-    while start < n and len(chunks) < max_chunks:
-        end = min(n, start + window)
+    while start < n:
+        if len(chunks) >= max_chunks:
+            return chunks, True
+        end, used = start, 0
+        while end < n and end - start < window and used + cost[end] <= budget:
+            used += cost[end]
+            end += 1
+        if end == start:  # one word alone is longer than the encoder's input: only its first pieces are read
+            end, unread = start + 1, True
         chunks.append(Chunk(words[start:end], start, end, n))
         if end == n:
             break
-        start += step
-    return chunks, chunks[-1].last < n
+        start = max(start + 1, end - min(overlap, (end - start) // 2))
+    if not chunks:
+        chunks.append(Chunk([], 0, 0, 0))
+    return chunks, unread
 
 
 def merge_mentions(found: Sequence[tuple[Chunk, Mention]]) -> list[Mention]:
@@ -124,18 +166,25 @@ class ExtractStage:
         self.last_inference_s = 0.0
 
     def _window(self, extractor: ExtractorLike) -> tuple[int, int]:
-        window = self.chunk_words or extractor.max_words
-        overlap = min(self.chunk_overlap, max(0, window // 4))
-        return max(1, window), overlap
+        window = min(self.chunk_words, extractor.max_words) if self.chunk_words else extractor.max_words
+        return max(1, window), max(0, self.chunk_overlap)
 
     def _run(self, extractor: ExtractorLike, posts: Sequence[Post]) -> list[Extracted]:
         window, overlap = self._window(extractor)
+        split = [split_words(post.text) for post in posts]
+        if isinstance(extractor, CountsPieces):
+            pieces: list[list[int]] | list[None] = extractor.word_pieces(split)
+            max_pieces = extractor.max_pieces
+        else:
+            pieces, max_pieces = [None] * len(posts), 0
         words_list: list[list[Word]] = []
         texts: list[str] = []
         owners: list[tuple[int, Chunk]] = []
         meta: list[tuple[bool, int]] = []
         for i, post in enumerate(posts):
-            chunks, truncated = make_chunks(split_words(post.text), window, overlap, self.max_chunks)
+            chunks, truncated = make_chunks(
+                split[i], window, overlap, self.max_chunks, pieces=pieces[i], max_pieces=max_pieces
+            )
             meta.append((truncated, len(chunks)))
             for c in chunks:
                 words_list.append(c.words)

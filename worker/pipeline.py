@@ -23,7 +23,7 @@ from worker.events import OutRecord, build_event, dlq_record, event_record
 from worker.extract import Extracted, ExtractStage
 from worker.geocode_stage import GeoStage, NoGeocoder
 from worker.models import ModelManager
-from worker.parse import MODEL_ERROR, Message, Post, Rejected, parse_message
+from worker.parse import INTERNAL_ERROR, MODEL_ERROR, Message, Post, Rejected, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ class Pipeline:
         self.on_processing_error = on_processing_error or dead_letter_all
 
     def _reject(self, rej: Rejected, result: BatchResult) -> None:
-        exc = rej.exc if rej.reason == MODEL_ERROR and rej.exc is not None else DataError(f"{rej.reason}: {rej.error}")
+        own = rej.reason in (MODEL_ERROR, INTERNAL_ERROR) and rej.exc is not None
+        exc = rej.exc if own and rej.exc is not None else DataError(f"{rej.reason}: {rej.error}")
         if not self.on_processing_error(exc, rej.message, log):
             raise ProcessingError(
                 f"message {rej.message.topic}/{rej.message.partition}@{rej.message.offset} failed "
@@ -99,14 +100,18 @@ class Pipeline:
         result.dlq_reasons.append(rej.reason)
 
     def process(self, messages: Sequence[Message]) -> BatchResult:
-        """Records for ``messages``, outputs in input order; raises only if an error callback says so."""
-        o = self.options
+        """Records for ``messages``, outputs in input order; raises only if an error callback says so.
+
+        Every message ends as exactly one event or one dead letter: a failure on one message
+        (bad content, the model failing on that post, an event that cannot be built) is isolated
+        to that message and dead-lettered with a reason.
+        """
         result = BatchResult()
         extractor = self.models.current
         result.model_id = extractor.model_id
         posts: list[Post] = []
         for m in messages:
-            parsed = parse_message(m, text_field=o.text_field, id_field=o.id_field, max_text_bytes=o.max_text_bytes)
+            parsed = self._parse(m)
             if isinstance(parsed, Rejected):
                 self._reject(parsed, result)
             else:
@@ -119,22 +124,47 @@ class Pipeline:
                 err.__cause__ = ex
                 self._reject(Rejected(post.message, MODEL_ERROR, str(err), err), result)
                 continue
-            geo = self.geo.resolve(ex.mentions, post.fields, post.text)
-            event = build_event(
-                post,
-                ex.mentions,
-                geo,
-                model_id=extractor.model_id,
-                runtime=getattr(extractor, "runtime", None),
-                truncated=ex.truncated,
-                chunks=ex.chunks,
-            )
-            result.outputs.append(event_record(post, event))
+            try:
+                event, record = self._event(post, ex, extractor)
+            except Exception as exc:  # a bug, not the input's fault: isolate it, keep the stream moving
+                log.exception("building the event failed for %s", _where(post.message))
+                self._reject(Rejected(post.message, INTERNAL_ERROR, _internal(exc), exc), result)
+                continue
+            result.outputs.append(record)
             result.mentions += len(ex.mentions)
             result.truncated += int(ex.truncated)
-            if o.keep_events:
+            if self.options.keep_events:
                 result.events.append(event)
         return result
+
+    def _parse(self, m: Message) -> Post | Rejected:
+        o = self.options
+        try:
+            return parse_message(m, text_field=o.text_field, id_field=o.id_field, max_text_bytes=o.max_text_bytes)
+        except Exception as exc:  # parse_message never raises for bad input; this is a safety net for bugs
+            log.exception("parsing failed for %s", _where(m))
+            return Rejected(m, INTERNAL_ERROR, _internal(exc), exc)
+
+    def _event(self, post: Post, ex: Extracted, extractor: Any) -> tuple[dict[str, Any], OutRecord]:
+        geo = self.geo.resolve(ex.mentions, post.fields, post.text)
+        event = build_event(
+            post,
+            ex.mentions,
+            geo,
+            model_id=extractor.model_id,
+            runtime=getattr(extractor, "runtime", None),
+            truncated=ex.truncated,
+            chunks=ex.chunks,
+        )
+        return event, event_record(post, event)
+
+
+def _where(m: Message) -> str:
+    return f"{m.topic}/{m.partition}@{m.offset}"
+
+
+def _internal(exc: BaseException) -> str:
+    return f"the worker failed on this message ({type(exc).__name__}: {exc}); please report it with this dead letter"
 
 
 def batched(messages: Iterable[Message], size: int) -> Iterator[list[Message]]:
@@ -186,6 +216,6 @@ def messages_from_jsonl(lines: Iterable[bytes | str], topic: str = "file", parti
             if isinstance(obj, dict):
                 pid = post_id(obj)
                 key = pid.encode() if pid is not None else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # the pipeline dead-letters it with a reason
             pass
         yield Message(raw, topic, partition, i, key)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from lmr.config import redact, secret_from_env
+from lmr.config import redact, redact_url, secret_from_env
 from lmr.errors import ConfigError
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -200,6 +200,7 @@ class WorkerSettings:
     log_format: str = "plain"
 
     def __post_init__(self) -> None:
+        redact_url(self.geocoder_url)  # from now on, a password in the URL is masked in every log line
         if not self.model:
             raise ConfigError(
                 "No model given.",
@@ -250,6 +251,7 @@ class WorkerSettings:
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: no secrets."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "kafka"}
+        out["geocoder_url"] = redact_url(self.geocoder_url)
         out["kafka"] = redact({f.name: getattr(self.kafka, f.name) for f in fields(self.kafka)})
         return out
 

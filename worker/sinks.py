@@ -12,7 +12,7 @@ from typing import IO, Any, Protocol
 
 from lmr.errors import BrokerError
 from worker.connect import connect
-from worker.events import OutRecord
+from worker.events import OutRecord, kafka_fields
 from worker.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,17 @@ class FileSink:
 
     def deliver(self, outputs: Sequence[OutRecord], dlq: Sequence[OutRecord], *, give_up: Callable[[], bool]) -> bool:
         for r in outputs:
-            self._out.write(r.value + b"\n")
+            self._out.write((r.value or b"") + b"\n")
         self._out.flush()
         if self._dlq is not None:
             for r in dlq:
-                rec: dict[str, Any] = {k: v.decode("utf-8", "replace") for k, v in r.headers if k.startswith("lmr.")}
+                rec: dict[str, Any] = {
+                    k: None if v is None else v.decode("utf-8", "replace") for k, v in r.headers if k.startswith("lmr.")
+                }
                 try:
-                    rec["value"] = r.value.decode("utf-8")
+                    rec["value"] = None if r.value is None else r.value.decode("utf-8")
                 except UnicodeDecodeError:
-                    rec["value_base64"] = base64.b64encode(r.value).decode()
+                    rec["value_base64"] = base64.b64encode(r.value or b"").decode()
                 self._dlq.write(json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n")
             self._dlq.flush()
         return True
@@ -124,7 +126,8 @@ class KafkaSink:
         if self.producer is None:
             return BrokerError("no producer (broker unreachable)")
         try:
-            return self.producer.send(topic, value=r.value, key=r.key, headers=list(r.headers) or None)
+            value, key, headers = kafka_fields(r)
+            return self.producer.send(topic, value=value, key=key, headers=headers or None)
         except Exception as exc:  # KafkaTimeoutError (no metadata), buffer full, producer closed...
             return exc
 

@@ -125,7 +125,7 @@ class KafkaSource:
         out = []
         for tp_records in records.values():
             for r in tp_records:
-                headers = tuple((str(k), bytes(v) if v is not None else b"") for k, v in (r.headers or []))
+                headers = tuple((str(k), None if v is None else bytes(v)) for k, v in (r.headers or []))
                 ts = r.timestamp if isinstance(r.timestamp, int) and r.timestamp >= 0 else None
                 out.append(Message(r.value, r.topic, r.partition, r.offset, r.key, headers, ts))
         return out

@@ -131,6 +131,7 @@ class Extractor:
         self.path = path
         self.model.eval()
         self._collator = model.create_collator()
+        self._max_pieces: int | None = None
 
     @property
     def model_id(self) -> str:
@@ -187,19 +188,70 @@ class Extractor:
                 out[i] = sorted(ms, key=lambda m: m.start)
         return out
 
+    def _tokenizer(self) -> Any:
+        """The encoder's fast tokenizer, or ``None`` (an unusual model: callers fall back to word counts)."""
+        tok = getattr(getattr(self.model, "data_processor", None), "transformer_tokenizer", None)
+        return tok if getattr(tok, "is_fast", False) else None
+
     def _subword_lengths(self, tokens: list[list[str]], order: list[int]) -> list[int]:
         """Sub-word tokens per post (one batched call of the fast tokenizer); word counts as fallback."""
         lengths = [len(t) for t in tokens]
-        tok = getattr(getattr(self.model, "data_processor", None), "transformer_tokenizer", None)
+        tok = self._tokenizer()
         if tok is None:
             return lengths
         try:
             enc = tok([tokens[i] for i in order], is_split_into_words=True, add_special_tokens=False)
-        except Exception:  # a slow or unusual tokenizer: word counts are a fine proxy
+        except Exception:  # an unusual tokenizer: word counts are a fine proxy
             return lengths
         for i, ids in zip(order, enc["input_ids"], strict=True):
             lengths[i] = len(ids)
         return lengths
+
+    def word_pieces(self, words_list: Sequence[Sequence[Word]]) -> list[list[int]]:
+        """Sub-word pieces of each word as the encoder sees it (case markers included); 1 each without a tokenizer.
+
+        Pieces of a pre-split word do not depend on its neighbours, so a window's length is the sum over its words.
+        """
+        out = [[1] * len(w) for w in words_list]
+        tok = self._tokenizer()
+        todo = [i for i, w in enumerate(words_list) if w]
+        if tok is None or not todo:
+            return out
+        tokens = [model_tokens(words_list[i], self.spec.case_markers) for i in todo]
+        enc = tok(tokens, is_split_into_words=True, add_special_tokens=False)
+        for row, i in enumerate(todo):
+            counts = [0] * len(words_list[i])
+            for wid in enc.word_ids(row):
+                if wid is not None:
+                    counts[wid] += 1
+            out[i] = counts
+        return out
+
+    @property
+    def max_pieces(self) -> int:
+        """Sub-word pieces of a post's words that the encoder reads in one pass.
+
+        The tokenizer's input limit (512 for BERT-like encoders) less what GLiNER adds to every
+        input (the special tokens and the label prompt, measured once on a one-word post); beyond
+        it the tokenizer truncates silently. Without a tokenizer: :attr:`max_words`.
+        """
+        if self._max_pieces is None:
+            self._max_pieces = self._piece_budget()
+        return self._max_pieces
+
+    def _piece_budget(self) -> int:
+        tok = self._tokenizer()
+        if tok is None:
+            return self.max_words
+        limit = int(getattr(tok, "model_max_length", 0) or 0)
+        if not 0 < limit < 1_000_000:  # "no limit" sentinel: the encoder's position embeddings are the limit
+            enc = getattr(self.model.config, "encoder_config", None)
+            limit = int(getattr(enc, "max_position_embeddings", 512) or 512)
+        one = [{"tokenized_text": ["x"], "ner": None}]
+        batch = self.model.collate_batch(one, list(self.spec.labels), self._collator)
+        x = len(tok([["x"]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0])
+        overhead = int(batch["input_ids"].shape[1]) - x
+        return max(1, limit - overhead)
 
     def predict(
         self, texts: Sequence[str], *, threshold: float | None = None, batch_size: int = 16
