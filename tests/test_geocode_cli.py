@@ -139,3 +139,38 @@ def test_circuit_breaker_half_opens_after_reset() -> None:
     now[0] = 31.0
     assert g.state == "half-open"
     assert g("a") == "A" and g.state == "closed"
+
+
+def test_half_open_breaker_lets_exactly_one_trial_through() -> None:
+    """Concurrent calls after ``reset_after``: one trial reaches the service, the others fail fast until it ends."""
+    import threading
+
+    now = [0.0]
+    entered, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def service(q: str) -> str:
+        calls.append(q)
+        if len(calls) <= 2:
+            raise GeocoderUnavailable("down")
+        entered.set()
+        release.wait(10)
+        return q.upper()
+
+    g = Guard(service, GuardConfig(min_delay_seconds=0.0, max_retries=0, failure_threshold=2, reset_after=30.0),
+              clock=lambda: now[0], sleep=lambda s: None)  # fmt: skip
+    for _ in range(2):
+        with pytest.raises(GeocoderUnavailable):
+            g("a")
+    now[0] = 31.0
+    results: list[str] = []
+    trial = threading.Thread(target=lambda: results.append(g("trial")))
+    trial.start()
+    assert entered.wait(10)
+    for _ in range(5):  # while the trial runs, everyone else is short-circuited
+        with pytest.raises(GeocoderUnavailable, match="circuit is open"):
+            g("other")
+    release.set()
+    trial.join(10)
+    assert results == ["TRIAL"] and calls.count("other") == 0 and g.state == "closed"
+    assert g("b") == "B"

@@ -200,7 +200,7 @@ class Extractor:
         if tok is None:
             return lengths
         try:
-            enc = tok([tokens[i] for i in order], is_split_into_words=True, add_special_tokens=False)
+            enc = tok([tokens[i] for i in order], is_split_into_words=True, add_special_tokens=False, verbose=False)
         except Exception:  # an unusual tokenizer: word counts are a fine proxy
             return lengths
         for i, ids in zip(order, enc["input_ids"], strict=True):
@@ -218,7 +218,7 @@ class Extractor:
         if tok is None or not todo:
             return out
         tokens = [model_tokens(words_list[i], self.spec.case_markers) for i in todo]
-        enc = tok(tokens, is_split_into_words=True, add_special_tokens=False)
+        enc = tok(tokens, is_split_into_words=True, add_special_tokens=False, verbose=False)
         for row, i in enumerate(todo):
             counts = [0] * len(words_list[i])
             for wid in enc.word_ids(row):
