@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
+from lmr.words import split_words
 from tests.conftest import tiny_idrisi_records
 from worker.app import Worker
 from worker.cli import main
@@ -189,3 +190,80 @@ def test_post_ids_become_output_keys(tiny_model: Path, extractor: Any) -> None:
     )
     assert [o.key for o in r.outputs] == [b"5", b"given", None]
     assert isinstance(Post, type)
+
+
+def test_windows_count_sub_word_pieces_so_nothing_is_cut_silently(tiny_model: Path, extractor: Any) -> None:
+    """Windows by the encoder's pieces (case markers included), not words; ``truncated`` only when text was unread."""
+    proc = extractor.model.data_processor
+    limit = proc.transformer_tokenizer.model_max_length
+    seen: list[int] = []
+    inner = extractor.predict_words
+
+    def counting(words_list: Any, texts: Any, **kw: Any) -> Any:
+        for ws in words_list:  # what the encoder gets before truncation: label prompt, window, special tokens
+            prompted, _ = proc.prepare_inputs([_marked(extractor, ws)], list(extractor.spec.labels))
+            seen.append(
+                len(proc.transformer_tokenizer(prompted[0], is_split_into_words=True, verbose=False)["input_ids"])
+            )
+        return inner(words_list, texts, **kw)
+
+    capitals = [
+        "Flooding",
+        "In",
+        "Houston",
+        "Texas",
+        "Near",
+        "Victoria",
+        "And",
+        "Beaumont",
+        "Tonight",
+        "NYC",
+        "Reports",
+    ]
+    english = " ".join((capitals * 40)[:384])  # 384 words (the model's word limit), ~800 pieces with case markers
+    chinese = " ".join("東京大阪地震洪水救援中心"[: 1 + i % 11] for i in range(110))  # 110 words, ~650 pieces
+    one_word = "地" * (extractor.max_pieces + 20)  # a single word longer than the encoder's input
+    texts = [english, chinese, one_word]
+    msgs = [Message(json.dumps({"id": i, "text": t}).encode(), "t", 0, i) for i, t in enumerate(texts)]
+    extractor.predict_words = counting
+    try:
+        pipe = Pipeline(ModelManager(str(tiny_model), extractor=extractor), options=PipelineOptions(keep_events=True))
+        events = pipe.process(msgs).events
+    finally:
+        del extractor.predict_words
+    assert len(split_words(english)) == extractor.max_words < sum(extractor.word_pieces([split_words(english)])[0])
+    assert len([n for n in seen if n > limit]) == 1, "only the over-long single word exceeds the encoder's input"
+    en, zh, big = events
+    assert en["lmr"]["chunks"] >= 2 and not en["lmr"]["truncated"]
+    assert zh["lmr"]["chunks"] >= 2 and not zh["lmr"]["truncated"]
+    assert big["lmr"]["chunks"] == 1 and big["lmr"]["truncated"], "a word past the encoder's limit is not fully read"
+
+
+def _marked(extractor: Any, words: Any) -> list[str]:
+    from lmr.model.extractor import model_tokens
+
+    return model_tokens(words, extractor.spec.case_markers)
+
+
+def test_a_failure_building_one_event_dead_letters_only_that_message(tiny_model: Path, extractor: Any) -> None:
+    """A stage failing on one post (here a geocoder raising on a marker) is isolated: reason internal_error."""
+
+    class Geo:
+        def resolve(self, mentions: Any, post: dict[str, Any], text: str) -> list[Any]:
+            if "BOOM" in text:
+                raise KeyError("simulated bug")
+            return [None] * len(mentions)
+
+        def stats(self) -> dict[str, Any]:
+            return {}
+
+    pipe = Pipeline(ModelManager(str(tiny_model), extractor=extractor), geo=Geo())
+    values = [
+        b'{"id": 1, "text": "Rain in Houston"}',
+        b'{"id": 2, "text": "BOOM in Houston"}',
+        b'{"id": 3, "text": "x"}',
+    ]
+    r = pipe.process([Message(v, "t", 0, i) for i, v in enumerate(values)])
+    assert [json.loads(o.value or b"")["id"] for o in r.outputs] == [1, 3]
+    assert r.dlq_reasons == ["internal_error"] and r.dlq[0].value == values[1]
+    assert "simulated bug" in dict(r.dlq[0].headers)["lmr.error.message"].decode()
