@@ -266,4 +266,4 @@ def test_a_failure_building_one_event_dead_letters_only_that_message(tiny_model:
     r = pipe.process([Message(v, "t", 0, i) for i, v in enumerate(values)])
     assert [json.loads(o.value or b"")["id"] for o in r.outputs] == [1, 3]
     assert r.dlq_reasons == ["internal_error"] and r.dlq[0].value == values[1]
-    assert "simulated bug" in dict(r.dlq[0].headers)["lmr.error.message"].decode()
+    assert b"simulated bug" in (dict(r.dlq[0].headers)["lmr.error.message"] or b"")

@@ -480,3 +480,121 @@ def test_broker_command_starts_tansu_with_topics(tmp_path: Path) -> None:
         p.send_signal(signal.SIGTERM)
         assert p.wait(10) == 0
     assert not wait_for_port("127.0.0.1", port, 0.5), "the Tansu child stops with the command"
+
+
+POISON = {
+    "surrogate": b'{"id": "s", "text": "Help in Houston \\ud800 now", "\\udfff": "\\ud83d"}',  # repaired: an event
+    "deep": b'{"id": "d", "text": "Rain in Houston", "a": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    "bigint": b'{"id": "b", "text": "Rain in Houston", "n": ' + b"9" * 5000 + b"}",
+    "nan": b'{"id": "f", "text": "Rain in Houston", "x": NaN}',
+    "tombstone": None,
+}
+EXPECTED_REASON = {"deep": "too_deep", "bigint": "not_json", "nan": "not_json", "tombstone": "tombstone"}
+
+
+def test_poison_mid_stream_kill9_and_restart_move_past_it(
+    broker: EmbeddedBroker, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Messages that used to crash the worker on every restart: one event or one dead letter each, stream moves on."""
+    t = topics(broker, 1)
+    values: list[bytes | None] = [post(i) for i in range(48)]
+    at = {"surrogate": 6, "deep": 14, "bigint": 15, "nan": 30, "tombstone": 31}
+    for name, i in at.items():
+        values[i] = POISON[name]
+    n = len(values)
+    produce(broker.bootstrap, t[0], values, keys=[f"k{i}".encode() for i in range(n)])  # type: ignore[arg-type]
+    log = tmp_path / "worker.log"
+    args = _cli_args(broker, tiny_model, t, "--batch-size", "4", "--max-wait-ms", "50")
+    p = spawn_worker(args, log)
+    reader = TopicReader(broker.bootstrap, t[1], 1)
+    try:
+        assert len(reader.read_until(8, timeout_s=120)) >= 8, log.read_text()[-3000:]
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        p2 = spawn_worker([*args, "--idle-exit-s", "4"], log)
+        assert p2.wait(240) == 0, log.read_text()[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert committed(broker.bootstrap, t[3], t[0], 1)[0] == n, "the committed offset moved past every poison message"
+    events = {
+        json.loads(r.value)["lmr"]["source"]["offset"]: json.loads(r.value) for r in reader.read_until(n, 10, 0.5)
+    }
+    reader.close()
+    dlq = TopicReader(broker.bootstrap, t[2], 1).read_until(4, timeout_s=10, settle_s=0.5)
+    dead = {int(dict(r.headers)["lmr.source.offset"]): r for r in dlq}
+    assert set(events) | set(dead) == set(range(n)) and not set(events) & set(dead)
+    assert events[at["surrogate"]]["text"] == "Help in Houston \ufffd now"
+    for name, reason in EXPECTED_REASON.items():
+        r = dead[at[name]]
+        assert dict(r.headers)["lmr.error.reason"] == reason.encode(), name
+        assert r.value == POISON[name], "dead letters keep the original bytes (a tombstone stays null)"
+    assert "Traceback" not in log.read_text()
+
+
+def test_secrets_never_reach_a_log_line_at_debug_level(
+    broker: EmbeddedBroker, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Real runs at DEBUG level in both formats, with every secret set: kafka-python's admin client logs its whole
+    configuration (SASL password included) and geopy its request URLs (a password in --geocoder-url)."""
+    import subprocess
+
+    from tests.worker_support import REPO, worker_cmd
+
+    secrets = {"LMR_SASL_PASSWORD": "sasl-Pa55-9f3e", "LMR_SSL_KEY_PASSWORD": "sslkey-Pa55-77"}
+    url_password = "urlPa55-31x"
+    env = {**os_environ(), **secrets, "LMR_GEOCODER_API_KEY": "geo-Key-4411"}
+    runs = []
+    for fmt in ("plain", "json"):
+        t = topics(broker, 1)
+        produce(broker.bootstrap, t[0], [post(i) for i in range(3)])
+        base = _cli_args(broker, tiny_model, t, "--create-topics", "2", "--batch-size", "3")
+        sasl = [*base, "--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "PLAIN", "--sasl-username", "u"]
+        geo = [*base, "--max-messages", "3", "--geocoder", "nominatim", "--geocoder-user-agent", "lmr-test/1",
+               "--geocoder-url", f"http://geo-user:{url_password}@127.0.0.1:9/"]  # fmt: skip
+        for name, args in (("sasl", sasl), ("geo", geo)):
+            out = tmp_path / f"{name}-{fmt}.log"
+            cmd = worker_cmd("--log-level", "DEBUG", "--log-format", fmt, *args)
+            with out.open("wb") as f:
+                runs.append((out, subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=env)))
+    for _, proc in runs:
+        proc.wait(300)
+    texts = {out.name: out.read_text(errors="replace") for out, _ in runs}
+    assert "Starting KafkaAdminClient with configuration" in texts["sasl-plain.log"]
+    assert "KafkaAdminClient" in texts["sasl-json.log"] and "sasl_plain_password" in texts["sasl-json.log"]
+    assert "geo-user:***@" in texts["geo-plain.log"] and "worker stopped" in texts["geo-json.log"]
+    for name, text in texts.items():
+        assert text.count("\n") > 20, name  # DEBUG: many lines were written and scanned
+        for secret in [*secrets.values(), url_password, "geo-Key-4411"]:
+            assert secret not in text, (name, secret)
+    for line in texts["geo-json.log"].splitlines():
+        if line.startswith("{"):
+            json.loads(line)
+
+
+def os_environ() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def test_tombstones_and_null_headers_reach_the_dlq_topic_as_they_were(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Through a real producer and broker: the tombstone stays null, null header values are named."""
+    from worker.events import dlq_record
+    from worker.parse import TOMBSTONE, Message, Rejected
+    from worker.sinks import KafkaSink
+
+    t = topics(broker, 1)
+    s = settings(broker.bootstrap, "unused-model-path")
+    sink = KafkaSink(s.kafka, t[1], t[2], flush_timeout_s=5.0)
+    src = Message(None, t[0], 0, 3, b"k", (("trace", None), ("h", b"1")))
+    try:
+        assert sink.deliver(
+            [], [dlq_record(Rejected(src, TOMBSTONE, "the message has no value"))], give_up=lambda: True
+        )
+    finally:
+        sink.close()
+    (r,) = TopicReader(broker.bootstrap, t[2], 1).read_until(1, timeout_s=20)
+    h = dict(r.headers)
+    assert r.value is None and r.key == b"k"
+    assert h["trace"] == b"" and h["lmr.source.null_headers"] == b"0" and h["lmr.error.reason"] == b"tombstone"
