@@ -33,7 +33,7 @@ def msg(value: bytes | None, offset: int = 0) -> Message:
     [
         (b"\xff\xfe", "not_utf8"),
         (b"{bad json", "not_json"),
-        (None, "not_json"),
+        (None, "tombstone"),
         (b"42", "not_object"),
         (b'{"id": 1}', "no_text"),
         (b'{"text": "  \\t "}', "empty_text"),
