@@ -17,7 +17,7 @@ from lmr.errors import ConfigError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-COLORS = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b", "accuracy": "#54a24b"}
+COLORS = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b", "accuracy": "#54a24b", "coverage": "#9ecae9"}
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
 
 
