@@ -40,7 +40,7 @@ def error_map(details: Sequence[dict[str, Any]]) -> str:
            facecolors="none", edgecolors=NEAR, linewidths=1.0)  # fmt: skip
     points(ax, [p for _, p in far], "resolved-far", sizes=14, facecolors="none", edgecolors=FAR, linewidths=1.0)
     ax.legend(
-        handles=legend_handles(**{
+        handles=legend_handles({
             "gold place": {"marker": "o", "color": GOLD, "markersize": 4},
             f"resolved within {ACC_KM:g} km": {"marker": "o", "markerfacecolor": "none", "color": NEAR},
             f"resolved beyond {ACC_KM:g} km (line to gold)": {"marker": "o", "markerfacecolor": "none", "color": FAR},

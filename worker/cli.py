@@ -425,7 +425,8 @@ def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: boo
             from lmr.report.spans import write_span_report
 
             subtitle = f"worker output {output} · models {', '.join(res['models'])}"
-            write_span_report(report, res, posts, title="Location mentions: worker output evaluation", subtitle=subtitle)
+            title = "Location mentions: worker output evaluation"
+            write_span_report(report, res, posts, title=title, subtitle=subtitle)
             click.echo(f"report: {report}", err=True)
     except LmrError as exc:
         fail(exc)

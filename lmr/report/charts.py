@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,8 @@ def new_figure(width: float, height: float) -> Figure:
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ConfigError(
-            f"Reports need matplotlib, which cannot be imported ({exc}).", "install lmr[report] (pip install matplotlib)."
+            f"Reports need matplotlib, which cannot be imported ({exc}).",
+            "install lmr[report] (pip install matplotlib).",
         ) from exc
     return Figure(figsize=(width, height), layout="constrained")
 
@@ -51,7 +52,7 @@ def to_svg(fig: Figure, name: str) -> str:
 
 
 def bar_chart(
-    name: str, labels: Sequence[str], series: dict[str, Sequence[float]], *, title: str, counts: Sequence[int] = ()
+    name: str, labels: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str, counts: Sequence[int] = ()
 ) -> str:
     """Grouped horizontal bars in [0, 1], one group per label, one bar per series (e.g. P, R, F1)."""
     n, k = len(labels), len(series)
@@ -60,7 +61,7 @@ def bar_chart(
     height = 0.8 / max(k, 1)
     for j, (metric, values) in enumerate(series.items()):
         ys = [i + (j - (k - 1) / 2) * height for i in range(n)]
-        bars = ax.barh(ys, list(values), height=height, color=COLORS.get(metric, None), label=metric)
+        bars = ax.barh(ys, list(values), height=height, color=COLORS.get(metric), label=metric)
         for i, bar in enumerate(bars):
             bar.set_gid(f"{name}-{metric}-{i}")
     ax.set_yticks(range(n), [f"{lab} (n={c})" for lab, c in zip(labels, counts, strict=True)] if counts else labels)
@@ -94,8 +95,8 @@ def cdf_chart(name: str, values: Sequence[float], *, title: str, mark: float | N
     return to_svg(fig, name)
 
 
-def legend_handles(**styles: dict[str, Any]) -> list[Any]:
-    """Proxy artists for a legend: ``legend_handles(gold=dict(marker="o", color="k"))``."""
+def legend_handles(styles: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+    """Proxy artists for a legend: ``legend_handles({"gold": {"marker": "o", "color": "k"}})``."""
     from matplotlib.lines import Line2D
 
     return [Line2D([], [], linestyle="none", label=label, **style) for label, style in styles.items()]

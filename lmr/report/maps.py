@@ -91,7 +91,10 @@ def points(ax: Axes, pts: Sequence[tuple[float, float]], gid: str, *, sizes: Any
     coll.set_gid(gid)
 
 
-def segments(ax: Axes, pairs: Sequence[tuple[tuple[float, float], tuple[float, float]]], gid: str, **style: Any) -> None:
+Pair = tuple[tuple[float, float], tuple[float, float]]
+
+
+def segments(ax: Axes, pairs: Sequence[Pair], gid: str, **style: Any) -> None:
     """Straight lines between (lat, lon) pairs as one SVG group ``gid``."""
     if not pairs:
         return

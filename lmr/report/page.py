@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1000px;
        padding: 1rem 1.5rem 3rem; color: #222; }
-h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; }
+h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 .meta { color: #666; } table { border-collapse: collapse; margin: .5rem 0; }
-td, th { padding: .2rem .6rem; text-align: right; border-bottom: 1px solid #eee; } th:first-child, td:first-child { text-align: left; }
+td, th { padding: .2rem .6rem; text-align: right; border-bottom: 1px solid #eee; }
+th:first-child, td:first-child { text-align: left; }
 .chart { max-width: 100%; height: auto; display: block; }
 .post { border: 1px solid #e2e2e2; border-radius: 6px; padding: .5rem .7rem; margin: .6rem 0; white-space: pre-wrap; }
 .post .why { color: #666; font-size: 12px; white-space: normal; margin-top: .3rem; }

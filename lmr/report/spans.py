@@ -13,6 +13,7 @@ The worst posts are those with the most errors (missed + spurious + boundary spa
 from __future__ import annotations
 
 import html
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ def classify(gold: Sequence[HasSpan], pred: Sequence[HasSpan]) -> list[Marked]:
 
     out = [Marked(s, e, "ok" if (s, e) in exact else "boundary" if touches((s, e), ps) else "missed", True)
            for s, e in gs]  # fmt: skip
-    out += [Marked(s, e, "boundary" if touches((s, e), gs) else "spurious", False) for s, e in ps if (s, e) not in exact]
+    out += [Marked(s, e, "boundary" if touches((s, e), gs) else "spurious", False)
+            for s, e in ps if (s, e) not in exact]  # fmt: skip
     return out
 
 
@@ -65,7 +67,7 @@ def highlight(text: str, marks: Sequence[Marked]) -> str:
     """
     cuts = sorted({0, len(text), *(m.start for m in marks), *(m.end for m in marks)})
     out = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         cover = [m for m in marks if m.start <= a and b <= m.end]
         piece = html.escape(text[a:b])
         if not cover:
@@ -157,5 +159,5 @@ def write_report(path: str | Path, document: str) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(document, encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"Cannot write the report {p}: {exc.strerror or exc}.", "pass a writable --report path.") from exc
+        raise ConfigError(f"Cannot write the report {p}: {exc.strerror or exc}.", "pass a writable path.") from exc
     return p
