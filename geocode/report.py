@@ -60,7 +60,7 @@ def _worst_table(details: Sequence[dict[str, Any]], limit: int) -> str:
         post = f'{html.escape(text[:a])}<mark class="missed">{html.escape(text[a:b])}</mark>{html.escape(text[b:])}'
         out.append(
             f'<tr><td style="text-align:left">{post}</td><td>{html.escape(r["type"])}</td>'
-            f'<td>{html.escape(str(r.get("display_name") or ""))}</td><td>{r["km"]:,.0f}</td></tr>'
+            f"<td>{html.escape(str(r.get('display_name') or ''))}</td><td>{r['km']:,.0f}</td></tr>"
         )
     return "".join(out) + "</table>"
 
@@ -77,10 +77,13 @@ def geocode_report(
     """The HTML report of one ``geocode.evaluate.evaluate`` run (``details`` = its per-mention rows)."""
     m = metrics
     km = [float(r["km"]) for r in details if r["km"] is not None]
-    summary = metric_table(
-        [(str(m["n"]), f"{m['acc_161']:.3f}", f"{m['coverage']:.3f}", str(m["median_km"]), str(m["mean_km"]))],
-        ("gold mentions", f"acc@{ACC_KM:g} km", "coverage", "median km", "mean km"),
-    ) + f"<p>acc@{ACC_KM:g} km counts every gold mention (unresolved = miss); distances are over resolved ones.</p>"
+    summary = (
+        metric_table(
+            [(str(m["n"]), f"{m['acc_161']:.3f}", f"{m['coverage']:.3f}", str(m["median_km"]), str(m["mean_km"]))],
+            ("gold mentions", f"acc@{ACC_KM:g} km", "coverage", "median km", "mean km"),
+        )
+        + f"<p>acc@{ACC_KM:g} km counts every gold mention (unresolved = miss); distances are over resolved ones.</p>"
+    )
     sections = [
         ("Summary", summary),
         ("Map", error_map(details)),

@@ -118,13 +118,16 @@ def span_report(
 ) -> str:
     """The whole HTML report of one evaluation (``result`` as returned by :func:`lmr.evaluation.score`)."""
     r = result
-    summary = metric_table(
-        [
-            ("exact", f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}"),
-            ("overlap", f"{r['overlap_precision']:.3f}", f"{r['overlap_recall']:.3f}", f"{r['overlap_f1']:.3f}"),
-        ],
-        ("match", "precision", "recall", "F1"),
-    ) + f"<p>{r['n_posts']} posts, {r['n_gold']} gold spans, {r['n_pred']} predicted, WER {r['wer']:.3f}.</p>"
+    summary = (
+        metric_table(
+            [
+                ("exact", f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}"),
+                ("overlap", f"{r['overlap_precision']:.3f}", f"{r['overlap_recall']:.3f}", f"{r['overlap_f1']:.3f}"),
+            ],
+            ("match", "precision", "recall", "F1"),
+        )
+        + f"<p>{r['n_posts']} posts, {r['n_gold']} gold spans, {r['n_pred']} predicted, WER {r['wer']:.3f}.</p>"
+    )
     sections = [("Summary", summary)]
     groups = r.get("by_group", {})
     if groups:
