@@ -7,7 +7,7 @@ Each gold and predicted span of a post gets one kind:
 * ``missed``: a gold span no prediction touches;
 * ``spurious``: a prediction that touches no gold span.
 
-The worst posts are those with the most errors (missed + spurious + boundary spans).
+The worst posts are those with the most errors: missed + spurious + boundary (counted once per gold span).
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def classify(gold: Sequence[HasSpan], pred: Sequence[HasSpan]) -> list[Marked]:
 
 
 def errors(marks: Sequence[Marked]) -> int:
-    return sum(m.kind != "ok" for m in marks)
+    """Missed + spurious + boundary errors; a boundary error counts once, on its gold span."""
+    return sum(m.kind != "ok" and (m.gold or m.kind == "spurious") for m in marks)
 
 
 def highlight(text: str, marks: Sequence[Marked]) -> str:
@@ -81,7 +82,7 @@ def highlight(text: str, marks: Sequence[Marked]) -> str:
 
 
 def _post_html(ex: Example, marks: Sequence[Marked]) -> str:
-    counts = {k: sum(m.kind == k for m in marks) for k in KINDS}
+    counts = {k: sum(m.kind == k and (m.gold or k == "spurious") for m in marks) for k in KINDS}
     why = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     where = html.escape(ex.event or Path(ex.source).name)
     return (
