@@ -62,7 +62,7 @@ class Node:
 
     def by_id(self, ident: str) -> Node:
         found = [n for n in self.iter() if n.attrs.get("id") == ident]
-        assert found, f"no element with id {ident!r} was drawn"
+        assert len(found) == 1, f"{len(found)} elements with id {ident!r} were drawn (expected one)"
         return found[0]
 
     def text(self) -> str:

@@ -98,7 +98,12 @@ class Metrics:
                 gauge.set(v)
 
     def set_lag(self, end_offsets: dict[tuple[str, int], int], committed: dict[tuple[str, int], int]) -> None:
-        """Lag per partition of ``end_offsets`` (high watermarks) behind the ``committed`` offsets."""
+        """Lag per partition of ``end_offsets`` (high watermarks) behind the ``committed`` offsets.
+
+        Only the partitions in ``end_offsets`` (those assigned now) keep a series: after a rebalance the
+        new owner reports a partition, not the old one.
+        """
+        self.lag.clear()
         for (t, p), end in end_offsets.items():
             self.lag.labels(t, str(p)).set(max(0, end - committed.get((t, p), 0)))
 

@@ -69,7 +69,7 @@ def world_axes(box: Sequence[float] = WORLD, *, width: float = 9.0) -> tuple[Fig
 
     west, east, south, north = box
     aspect = 1 / max(math.cos(math.radians((south + north) / 2)), 0.3)
-    height = min(max(width * (north - south) * aspect / (east - west), 2.5), 8.0)
+    height = min(max(width * (north - south) * aspect / (east - west), 2.5), width * 0.7)
     fig = new_figure(width, height)
     ax = fig.add_subplot()
     ax.set_facecolor(WATER)
