@@ -151,8 +151,8 @@ def test_geocode_report_draws_every_place_and_the_far_ones_joined(tmp_path: Path
     rows = []
     for text, m, typ, (lat, lon) in GEO_POSTS:
         s = text.index(m)
-        men = {"text": m, "type": typ, "start_offset": s, "end_offset": s + len(m), "osm_json": {"lat": lat, "lon": lon}}
-        rows.append({"text": text, "location_mentions": [men]})
+        men = {"text": m, "type": typ, "start_offset": s, "end_offset": s + len(m)}
+        rows.append({"text": text, "location_mentions": [{**men, "osm_json": {"lat": lat, "lon": lon}}]})
     data = event / "dev.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report, details = tmp_path / "geo-report.html", tmp_path / "details.jsonl"
