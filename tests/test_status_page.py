@@ -62,8 +62,7 @@ def test_status_page_draws_what_the_worker_knows(broker: EmbeddedBroker, tiny_mo
     try:
         produce(broker.bootstrap, inp, [*values, b"{not json"])
         TopicReader(broker.bootstrap, out, 1).read_until(len(values))
-        assert w.wait_for(lambda: w.worker.processed == len(values) + 1, 30)
-        assert w.wait_for(lambda: sum(w.worker.committed.values()) == len(values) + 1, 10)
+        assert w.wait_for(lambda: sum(w.worker.committed.values()) == len(values) + 1, 120)
         root = render(base + "/", "status-page", size=(1300, 900), wait_ms=8000)
         status = _get(base + "/status.json")
         req = urllib.request.Request(base + "/", data=b"x", method="POST")
@@ -71,7 +70,7 @@ def test_status_page_draws_what_the_worker_knows(broker: EmbeddedBroker, tiny_mo
             urllib.request.urlopen(req, timeout=10)
         assert err.value.code == 501  # read-only: no POST
     finally:
-        assert w.stop() == 0
+        assert w.stop(timeout_s=120) == 0
     assert root.by_id("model").text() == "tiny@v1" == status["model"]
     assert root.by_id("runtime").text() == extractor.runtime
     assert root.by_id("messages").text() == f"{len(values) + 1} / {len(values)}"
