@@ -1,7 +1,7 @@
 """A real browser for the page tests: headless Chromium (Debian's ``chromium``), driven from its command line.
 
-``render(url, png)`` loads a page, lets its scripts run (``--virtual-time-budget``: timers and fetches
-included), saves a screenshot as a test artefact and returns the DOM as Chromium serialised it,
+``render(url, png)`` loads a page once, lets its scripts run (``--virtual-time-budget``: timers and
+fetches included), saves a screenshot as a test artefact and returns the DOM as Chromium serialised it,
 parsed into a small tree (:class:`Node`) for assertions on what was drawn.
 Screenshots go to ``$LMR_TEST_ARTIFACTS`` (default ``test-artifacts/`` in the repository).
 """
@@ -118,12 +118,11 @@ def render(url: str, screenshot: str, *, size: tuple[int, int] = (1200, 1600), w
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     png = ARTIFACTS / f"{screenshot}.png"
     png.unlink(missing_ok=True)
-    common = [f"--window-size={size[0]},{size[1]}", f"--virtual-time-budget={wait_ms}"]
-    shot = _chrome(exe, *common, f"--screenshot={png}", url, timeout_s=120)
-    assert png.is_file() and png.stat().st_size > 0, f"no screenshot of {url}: {shot.stderr[-2000:]}"
-    dom = _chrome(exe, *common, "--dump-dom", url, timeout_s=120)
-    assert dom.returncode == 0 and "<html" in dom.stdout, f"no DOM from {url}: {dom.stderr[-2000:]}"
-    return parse(dom.stdout)
+    size_flag, budget = f"--window-size={size[0]},{size[1]}", f"--virtual-time-budget={wait_ms}"
+    run = _chrome(exe, size_flag, budget, f"--screenshot={png}", "--dump-dom", url, timeout_s=180)
+    assert png.is_file() and png.stat().st_size > 0, f"no screenshot of {url}: {run.stderr[-2000:]}"
+    assert run.returncode == 0 and "<html" in run.stdout, f"no DOM from {url}: {run.stderr[-2000:]}"
+    return parse(run.stdout)
 
 
 def drawn(root: Node, group_id: str) -> int:

@@ -57,12 +57,15 @@ def test_status_page_draws_what_the_worker_knows(broker: EmbeddedBroker, tiny_mo
                  metrics_port=port, threshold=0.05, geocoder="offline")  # fmt: skip
     extractor = load_extractor(str(tiny_model))
     w = WorkerThread(Worker(s, models=ModelManager(str(tiny_model), extractor=extractor))).start()
-    values = [post(i, TEXTS[i % len(TEXTS)]) for i in range(18)]
+    values = [post(i, text) for i, text in enumerate(TEXTS)]
     base = f"http://127.0.0.1:{port}"
     try:
         produce(broker.bootstrap, inp, [*values, b"{not json"])
-        TopicReader(broker.bootstrap, out, 1).read_until(len(values))
-        assert w.wait_for(lambda: sum(w.worker.committed.values()) == len(values) + 1, 120)
+        reader = TopicReader(broker.bootstrap, out, 1)
+        assert len(reader.read_until(len(values), timeout_s=180)) == len(values)
+        reader.close()
+        done = w.wait_for(lambda: sum(w.worker.committed.values()) == len(values) + 1, 180)
+        assert done, f"processed {w.worker.processed}, committed {w.worker.committed}, alive {w.thread.is_alive()}"
         root = render(base + "/", "status-page", size=(1300, 900), wait_ms=8000)
         status = _get(base + "/status.json")
         req = urllib.request.Request(base + "/", data=b"x", method="POST")

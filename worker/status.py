@@ -124,13 +124,29 @@ def _one(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> f
     return sum(v for _, v in samples.get(name, []))
 
 
+def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """The ``q`` quantile of cumulative ``(upper bound, count)`` buckets, interpolated linearly inside the
+    bucket it falls in (as Prometheus's ``histogram_quantile``); the largest finite bound if in ``+Inf``."""
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for upper, cum in buckets:
+        if cum >= rank:
+            if math.isinf(upper):
+                return lower
+            return lower + (upper - lower) * ((rank - below) / (cum - below) if cum > below else 1.0)
+        lower, below = upper, cum
+    return lower
+
+
 def _histogram(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, float | None]:
-    """Count, mean and p50/p95 (upper bucket bound where the quantile falls) of a histogram."""
+    """Count, mean, p50 and p95 of a histogram."""
     count = _one(samples, f"{name}_count")
     buckets = sorted((float(lb["le"]), v) for lb, v in samples.get(f"{name}_bucket", []))
     out: dict[str, float | None] = {"count": count, "mean": _one(samples, f"{name}_sum") / count if count else None}
     for q in (0.5, 0.95):
-        out[f"p{int(q * 100)}"] = next((le for le, v in buckets if count and v >= q * count), None)
+        out[f"p{int(q * 100)}"] = quantile(q, buckets)
     return out
 
 
