@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" on machines where PyPI torch is CUDA
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup idrisi demo test lint bench-quality bench-speed bench-worker clean
+.PHONY: setup browser idrisi demo test lint bench-quality bench-speed bench-worker clean
 
 $(BIN)/lmr-worker: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,7 +25,16 @@ $(BIN)/lmr-worker: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-setup: $(BIN)/lmr-worker  ## create .venv and install lmr with its pinned dependencies
+setup: $(BIN)/lmr-worker browser  ## create .venv and install lmr with its pinned dependencies
+
+# Headless Chromium for the page tests (tests/browser.py): Debian's `chromium`, installed when run as
+# root with apt; elsewhere those tests skip and say how to get a browser.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	    >/dev/null) || echo "could not install chromium: the browser tests will skip"; \
+	else echo "no chromium and no root/apt to install it: the browser tests will skip"; fi
 
 idrisi:  ## find IDRISI or download it (lmr/datasets.py); before the set-up, so a missing dataset stops at once
 	PYTHONPATH=. $(PY) -m lmr.datasets

@@ -192,9 +192,11 @@ def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: b
 @option("--typed", is_flag=True, help="Pass each gold mention's IDRISI type as its label (a typed recognizer).")
 @option("--mrr", is_flag=True, help="Add IDRISI-D's official MRR@1/3/5 per admin level (offline reverse geocoding).")
 @option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@option("--report", type=click.Path(dir_okay=False), default=None,
+        help="Also write an offline HTML report here: error map, distance CDF, accuracy per type and event.")
 @config_option
 def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None, order: str, typed: bool, mrr: bool,
-             as_json: bool, **params: Any) -> None:  # fmt: skip
+             as_json: bool, report: str | None, **params: Any) -> None:  # fmt: skip
     """Resolve IDRISI-D gold mentions and score them against the annotators' OSM points.
 
     Prints acc_161 (share of ALL gold mentions within 161 km; unresolved = miss),
@@ -204,9 +206,10 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
     Examples:
       lmr-geocode evaluate idrisi:lmd/dev        # IDRISI-D dev (found or fetched, see lmr/datasets.py)
       lmr-geocode evaluate 'my/lmd/*/dev.jsonl' --region-map bench/geocode_events.json --json
+      lmr-geocode evaluate idrisi:lmd/dev --report geocode-report.html
     """
     params.pop("config", None)
-    rows: list[dict[str, Any]] | None = [] if details else None
+    rows: list[dict[str, Any]] | None = [] if details or report else None
     try:
         resolver = _resolver(params)
         rmap = load_region_map(region_map) if region_map else None
@@ -224,6 +227,15 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
         fail(exc)
         return
     metrics["settings"] = redact({k: v for k, v in params.items() if k != "geocoder_options"})
+    if report and rows is not None:
+        from geocode.report import write_geocode_report
+
+        try:
+            write_geocode_report(report, metrics, rows, subtitle=f"backend {metrics['backend']} · {len(data)} files")
+        except LmrError as exc:
+            fail(exc)
+            return
+        click.echo(f"report: {report}", err=True)
     if details and rows is not None:
         Path(details).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     if as_json:

@@ -41,18 +41,32 @@ def score(examples: Sequence[Example], predictions: Sequence[Sequence[HasSpan]])
     return sc.result()
 
 
+ScoredPosts = list[tuple[Example, list[HasSpan]]]  # each gold post with its predictions (for reports)
+
+
 def evaluate_extractor(
-    extractor: Extractor, examples: list[Example], *, threshold: float | None = None, batch_size: int = 32
+    extractor: Extractor,
+    examples: list[Example],
+    *,
+    threshold: float | None = None,
+    batch_size: int = 32,
+    posts: ScoredPosts | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Score ``extractor`` on ``examples``; with ``threshold=None`` choose the best one first."""
+    """Score ``extractor`` on ``examples``; with ``threshold=None`` choose the best one first.
+
+    ``posts``, when given, receives each example with the predictions that were scored.
+    """
     texts = [e.text for e in examples]
     words = [split_words(t) for t in texts]
     low = min(LOW_THRESHOLD, threshold) if threshold is not None else LOW_THRESHOLD
     preds = extractor.predict_words(words, texts, threshold=low, batch_size=batch_size)
     if threshold is None:
         threshold, _ = best_threshold(texts, [e.spans for e in examples], preds)
-    res = score(examples, [[m for m in p if m.score >= threshold] for p in preds])
+    kept: list[list[HasSpan]] = [[m for m in p if m.score >= threshold] for p in preds]
+    res = score(examples, kept)
     res["threshold"] = threshold
+    if posts is not None:
+        posts.extend(zip(examples, kept, strict=True))
     return res, threshold
 
 
@@ -90,12 +104,19 @@ def _event_text(ev: dict[str, Any]) -> Any:
 
 
 def evaluate_events(
-    outputs: Sequence[str | Path], gold: Sequence[str | Path], *, id_field: str = "id"
+    outputs: Sequence[str | Path],
+    gold: Sequence[str | Path],
+    *,
+    id_field: str = "id",
+    posts: ScoredPosts | None = None,
 ) -> dict[str, Any]:
-    """Score a worker's output events against gold posts, matched by post id (a missing post predicts nothing)."""
+    """Score a worker's output events against gold posts, matched by post id (a missing post predicts nothing).
+
+    ``posts``, when given, receives each gold post with the predictions read from the events.
+    """
     events = read_events(outputs, id_field)
     examples = read_examples(list(gold))
-    preds: list[list[PredictedSpan]] = []
+    preds: list[list[HasSpan]] = []
     missing = text_mismatch = 0
     for ex in examples:
         ev = events.get(ex.id)
@@ -110,4 +131,6 @@ def evaluate_events(
     res["text_mismatch"] = text_mismatch
     res["events"] = len(events)
     res["models"] = sorted({str(ev.get("lmr", {}).get("model", "")) for ev in events.values()})
+    if posts is not None:
+        posts.extend(zip(examples, preds, strict=True))
     return res

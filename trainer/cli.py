@@ -199,6 +199,8 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
 @option("--fine-types/--no-fine-types", default=False)
 @option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP)
 @option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@option("--report", type=click.Path(dir_okay=False), default=None,
+        help="Also write an offline HTML report here: charts per event and type, the worst posts marked.")  # fmt: skip
 def evaluate_cmd(
     model: str,
     data: tuple[str, ...],
@@ -208,14 +210,16 @@ def evaluate_cmd(
     fine_types: bool,
     runtime: str,
     device: str,
+    report: str | None,
 ) -> None:
     """Score MODEL on labelled DATA: exact and overlap P/R/F1, WER, recall by type, per event.
 
     \b
     Example:
       lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --json
+      lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --report report.html
     """
-    from lmr.evaluation import evaluate_extractor
+    from lmr.evaluation import ScoredPosts, evaluate_extractor
     from lmr.model.extractor import load_extractor
     from lmr.readers import read_examples
 
@@ -223,12 +227,19 @@ def evaluate_cmd(
         ex = load_extractor(model, runtime=runtime, map_location=device)
         examples = read_examples(list(data), fine_types=fine_types)
         thr = threshold if threshold is not None else ex.spec.threshold
-        res, _ = evaluate_extractor(ex, examples, threshold=thr, batch_size=batch_size)
+        posts: ScoredPosts = []
+        res, _ = evaluate_extractor(ex, examples, threshold=thr, batch_size=batch_size, posts=posts)
+        res["model"] = ex.model_id
+        res["runtime"] = ex.runtime
+        if report:
+            from lmr.report.spans import write_span_report
+
+            subtitle = f"model {ex.model_id} · runtime {ex.runtime} · threshold {res['threshold']}"
+            write_span_report(report, res, posts, title="Location mentions: model evaluation", subtitle=subtitle)
+            click.echo(f"report: {report}", err=True)
     except LmrError as exc:
         fail(exc)
         return
-    res["model"] = ex.model_id
-    res["runtime"] = ex.runtime
     if as_json:
         click.echo(json.dumps(res))
         return

@@ -36,6 +36,10 @@ EXIT_UNSENT = 3  # stopped while the broker did not acknowledge a batch; it will
 IDLE_POLL_S = 1.0  # longest single poll; the stop flag, health and model reload are checked between polls
 
 
+def _runtime(models: ModelManager) -> str:
+    return str(getattr(models.current, "runtime", ""))
+
+
 class Worker:
     """``Worker(settings).run()`` runs until stopped (signal, :meth:`stop`, end of input, limits); returns exit code."""
 
@@ -103,7 +107,7 @@ class Worker:
         if s.metrics_port:
             self.server = MetricsServer(self.metrics, self.health, s.metrics_host, s.metrics_port).start()
         models = self._models or ModelManager(s.model, loader=self.loader, check_s=s.reload_check_s)
-        self.metrics.model.info({"model": models.current.model_id, "ref": s.model})
+        self.metrics.model.info({"model": models.current.model_id, "ref": s.model, "runtime": _runtime(models)})
         geo = self._geo or build_geo_stage(
             s.geocoder,
             url=s.geocoder_url,
@@ -121,7 +125,8 @@ class Worker:
                 max_chunks=s.max_chunks,
             ),
             geo=geo,
-            options=PipelineOptions(text_field=s.text_field, id_field=s.id_field, max_text_bytes=s.max_text_bytes),
+            options=PipelineOptions(text_field=s.text_field, id_field=s.id_field, max_text_bytes=s.max_text_bytes,
+                                    keep_events=bool(s.metrics_port)),  # the status page maps resolved places
             on_processing_error=self.on_processing_error,
         )
         if s.file_mode:
@@ -184,6 +189,7 @@ class Worker:
             for (t, p), o in offsets.items():
                 self.committed[(t, p)] = o
                 self.metrics.committed.labels(t, str(p)).set(o)
+            self.metrics.set_lag(self.source.end_offsets(), self.committed)
             return True
 
     def _process_pending(self) -> bool:
@@ -223,6 +229,7 @@ class Worker:
         mt.inference.observe(result.inference_s)
         mt.observe_rate(len(batch), elapsed)
         mt.set_geocode(self.pipeline.geo.stats())
+        mt.recent.add_events(result.events)
         self.processed += len(batch)
         self.delivered += len(result.outputs) + len(result.dlq)
         log.debug(
@@ -271,7 +278,8 @@ class Worker:
             self.health.tick()
             if not self._pending and models.maybe_swap():
                 self.metrics.model_reloads.inc()
-                self.metrics.model.info({"model": models.current.model_id, "ref": s.model})
+                self.metrics.model.info({"model": models.current.model_id, "ref": s.model,
+                                         "runtime": _runtime(models)})  # fmt: skip
             room = s.batch_size - len(self._pending)
             if s.max_messages:
                 room = min(room, s.max_messages - self.processed - len(self._pending))

@@ -406,18 +406,28 @@ def _secrets() -> dict[str, Any]:
 @click.argument("gold", nargs=-1, required=True)
 @option("--id-field", default="id", show_default=True)
 @option("--json", "as_json", is_flag=True, default=False, help="Print the full result as JSON.")
-def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: bool) -> None:
+@option("--report", type=click.Path(dir_okay=False), default=None,
+        help="Also write an offline HTML report here: charts per event and type, the worst posts marked.")  # fmt: skip
+def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: bool, report: str | None) -> None:
     """Score enriched events (from --sink file:OUT.jsonl) against gold posts, matched by post id.
 
     \b
     Example:
       lmr-worker run --model registry/lmr --source file:dev.jsonl --sink file:out.jsonl
-      lmr-worker evaluate out.jsonl idrisi:lmr/dev
+      lmr-worker evaluate out.jsonl idrisi:lmr/dev --report report.html
     """
-    from lmr.evaluation import evaluate_events
+    from lmr.evaluation import ScoredPosts, evaluate_events
 
     try:
-        res = evaluate_events([output], list(gold), id_field=id_field)
+        posts: ScoredPosts = []
+        res = evaluate_events([output], list(gold), id_field=id_field, posts=posts)
+        if report:
+            from lmr.report.spans import write_span_report
+
+            subtitle = f"worker output {output} · models {', '.join(res['models'])}"
+            title = "Location mentions: worker output evaluation"
+            write_span_report(report, res, posts, title=title, subtitle=subtitle)
+            click.echo(f"report: {report}", err=True)
     except LmrError as exc:
         fail(exc)
         return

@@ -1,10 +1,13 @@
-"""Prometheus metrics and the ``/metrics``, ``/healthz``, ``/readyz`` HTTP endpoints.
+"""Prometheus metrics and the ``/metrics``, ``/healthz``, ``/readyz`` HTTP endpoints, and the status page.
+
+``/`` is the live status page (:mod:`worker.status`), fed by ``/status.json`` and ``/map.svg``.
 
 Each :class:`Metrics` has its own registry, so several workers can live in one process.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -13,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+from worker.status import MapCache, RecentPlaces, page_html, status
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,14 @@ class Metrics:
         self.geocode_requests = Gauge(
             "lmr_worker_geocode_requests", "Geocoder requests (from the resolver).", registry=r
         )
+        self.geocode_cache_misses = Gauge(
+            "lmr_worker_geocode_cache_misses", "Geocoder cache misses (from the resolver).", registry=r
+        )
+        self.lag = Gauge(
+            "lmr_worker_consumer_lag", "Records after the committed offset (high watermark - committed).",
+            ["topic", "partition"], registry=r,
+        )  # fmt: skip
+        self.recent = RecentPlaces()  # the last resolved mentions, for the status page's map
         self._rate: float | None = None
 
     def observe_rate(self, n: int, seconds: float) -> None:
@@ -77,13 +90,29 @@ class Metrics:
         self.posts_per_s.set(self._rate)
 
     def set_geocode(self, stats: dict[str, Any]) -> None:
-        for key, gauge in (("cache_hits", self.geocode_cache_hits), ("requests", self.geocode_requests)):
+        gauges = (("cache_hits", self.geocode_cache_hits), ("cache_misses", self.geocode_cache_misses),
+                  ("requests", self.geocode_requests))  # fmt: skip
+        for key, gauge in gauges:
             v = stats.get(key)
             if isinstance(v, int | float):
                 gauge.set(v)
 
+    def set_lag(self, end_offsets: dict[tuple[str, int], int], committed: dict[tuple[str, int], int]) -> None:
+        """Lag per partition of ``end_offsets`` (high watermarks) behind the ``committed`` offsets.
+
+        Only the partitions in ``end_offsets`` (those assigned now) keep a series: after a rebalance the
+        new owner reports a partition, not the old one.
+        """
+        self.lag.clear()
+        for (t, p), end in end_offsets.items():
+            self.lag.labels(t, str(p)).set(max(0, end - committed.get((t, p), 0)))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def status(self) -> dict[str, Any]:
+        """What the status page shows (JSON-ready)."""
+        return status(self.registry, self.recent)
 
 
 class Health:
@@ -106,10 +135,11 @@ class Health:
 
 
 class MetricsServer:
-    """A small threaded HTTP server: ``/metrics``, ``/healthz``, ``/readyz``."""
+    """A small threaded HTTP server: ``/metrics``, ``/healthz``, ``/readyz``, and the status page ``/``."""
 
     def __init__(self, metrics: Metrics, health: Health, host: str = "127.0.0.1", port: int = 0) -> None:
         self.metrics, self.health = metrics, health
+        self.map = MapCache(metrics.recent)
         handler = self._handler()
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
@@ -118,7 +148,7 @@ class MetricsServer:
         self._thread = threading.Thread(target=self.server.serve_forever, name="lmr-metrics", daemon=True)
 
     def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
-        metrics, health = self.metrics, self.health
+        metrics, health, live_map = self.metrics, self.health, self.map
 
         class Handler(BaseHTTPRequestHandler):
             def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
@@ -138,8 +168,14 @@ class MetricsServer:
                 elif path == "/readyz":
                     ok = health.ready and health.alive()
                     self._send(200 if ok else 503, b"ready\n" if ok else f"not ready: {health.reason}\n".encode())
+                elif path in ("/", "/index.html"):
+                    self._send(200, page_html(), "text/html; charset=utf-8")
+                elif path == "/status.json":
+                    self._send(200, json.dumps(metrics.status()).encode(), "application/json")
+                elif path == "/map.svg":
+                    self._send(200, live_map.svg().encode(), "image/svg+xml")
                 else:
-                    self._send(404, b"try /metrics, /healthz or /readyz\n")
+                    self._send(404, b"try /, /metrics, /healthz or /readyz\n")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -148,7 +184,7 @@ class MetricsServer:
 
     def start(self) -> MetricsServer:
         self._thread.start()
-        log.info("metrics on http://%s:%d/metrics (also /healthz, /readyz)", self.host, self.port)
+        log.info("status page on http://%s:%d/ (also /metrics, /healthz, /readyz)", self.host, self.port)
         return self
 
     def stop(self) -> None:

@@ -24,6 +24,8 @@ class Source(Protocol):
 
     def assigned(self) -> int: ...
 
+    def end_offsets(self) -> dict[tuple[str, int], int]: ...
+
     @property
     def exhausted(self) -> bool: ...
 
@@ -61,6 +63,9 @@ class FileSource:
 
     def assigned(self) -> int:
         return 1
+
+    def end_offsets(self) -> dict[tuple[str, int], int]:
+        return {}
 
     @property
     def exhausted(self) -> bool:
@@ -152,6 +157,15 @@ class KafkaSource:
 
     def assigned(self) -> int:
         return len(self.consumer.assignment())
+
+    def end_offsets(self) -> dict[tuple[str, int], int]:
+        """High watermark per assigned partition, as last seen in fetch responses (no request)."""
+        out = {}
+        for tp in self.consumer.assignment():
+            hw = self.consumer.highwater(tp)
+            if hw is not None:
+                out[(tp.topic, tp.partition)] = int(hw)
+        return out
 
     @property
     def exhausted(self) -> bool:
