@@ -1,0 +1,76 @@
+"""The fused training span head gives GLiNER's own scores, loss and gradients (real model, real batch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lmr.model.extractor import model_tokens
+from lmr.readers import read_examples
+from lmr.words import split_words
+from trainer.data import to_gliner
+
+
+def _batch(model: Any, tiny_data: Any, labels: list[str]) -> dict[str, Any]:
+    recs = []
+    for ex in read_examples([str(tiny_data)]):
+        words = split_words(ex.text)
+        rec = to_gliner(ex, words)
+        rec["tokenized_text"] = model_tokens(words, True)
+        rec["ner_labels"] = labels
+        recs.append(rec)
+    batch: dict[str, Any] = model._create_data_collator()(recs)
+    return batch
+
+
+def test_fused_head_matches_gliner(tiny_data: Any) -> None:
+    import torch
+
+    from trainer.model import build_fresh, offline_encoder
+
+    torch.manual_seed(0)
+    model = build_fresh(offline_encoder(), max_width=5)
+    model.eval()  # dropout off: both paths must then agree to float rounding
+    with torch.no_grad():  # a head with non-trivial weights (fresh heads start near zero)
+        for p in model.model.span_rep_layer.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    for labels in (["location"], ["city", "country", "admin"]):
+        _compare(model, _batch(model, tiny_data, labels))
+
+
+def _compare(model: Any, batch: dict[str, Any]) -> None:
+    import torch
+
+    from trainer.fused import fuse_training_head, unfuse
+
+    def run() -> tuple[Any, Any, dict[str, Any]]:
+        model.zero_grad()
+        out = model.model(**batch)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out.logits.detach(), out.loss.detach(), grads
+
+    plain_logits, plain_loss, plain_grads = run()
+    fuse_training_head(model)
+    fused_logits, fused_loss, fused_grads = run()
+    unfuse(model)
+    again_logits, _, _ = run()
+
+    valid = batch["span_mask"].bool().view(plain_logits.shape[:3])
+    assert torch.allclose(plain_logits[valid], fused_logits[valid], atol=1e-4, rtol=1e-4)
+    assert (fused_logits[~valid] <= -1e3).all()
+    assert torch.allclose(plain_loss, fused_loss, rtol=1e-4)
+    assert plain_grads.keys() == fused_grads.keys() and plain_grads
+    total = float(torch.cat([g.flatten() for g in plain_grads.values()]).norm())
+    for name, g in plain_grads.items():  # rounding noise only (some grads, e.g. key biases, are ~0 in theory)
+        assert float((g - fused_grads[name]).norm()) <= 1e-5 * total, name
+    assert torch.equal(again_logits, plain_logits)  # unfuse restores GLiNER's own forward
+
+
+def test_fused_head_refuses_other_heads() -> None:
+    from lmr.errors import ModelError
+    from trainer.fused import fuse_training_head
+
+    with pytest.raises(ModelError, match="markerV0"):
+        fuse_training_head(object())
