@@ -27,6 +27,48 @@ DATA_LICENSE = (
 )
 
 
+def _prf(r: dict[str, Any], key: str = "f1") -> str:
+    return f"{r.get('precision', '')} | {r.get('recall', '')} | {r.get(key, '')}"
+
+
+def cross_event_lines(m: dict[str, Any]) -> list[str]:
+    """In-domain and held-out-event figures side by side, per held-out event and type; typed F1."""
+    lines: list[str] = []
+    held = m.get("heldout")
+    if held:
+        lines += [
+            "",
+            "### In-domain vs held-out events",
+            "Held-out events were used for neither training, checkpoint choice nor threshold choice.",
+            "",
+            "| set | precision | recall | exact F1 | posts |",
+            "| --- | --- | --- | --- | --- |",
+            f"| in-domain dev (selection set) | {_prf(m)} | {m.get('n_posts', '')} |",
+            f"| held-out events ({', '.join(held.get('events', []))}) | {_prf(held)} | {held.get('n_posts', '')} |",
+            "",
+            "| held-out event | precision | recall | exact F1 | gold |",
+            "| --- | --- | --- | --- | --- |",
+            *(f"| {e} | {_prf(v)} | {v['n_gold']} |" for e, v in held.get("by_group", {}).items()),
+            "",
+            "| type (held-out events) | recall | n |",
+            "| --- | --- | --- |",
+            *(f"| {t} | {v['recall']} | {v['n']} |" for t, v in held.get("recall_by_type", {}).items()),
+        ]
+    for key, title in (("typed", "in-domain dev"), ("heldout_typed", "held-out events")):
+        t = m.get(key)
+        if t:
+            lines += [
+                "",
+                f"### Typed F1 ({title})",
+                f"Typed exact F1 **{t['typed_f1']}** (offsets and type must match); untyped {t['untyped_f1']}.",
+                "",
+                "| type | precision | recall | F1 | gold |",
+                "| --- | --- | --- | --- | --- |",
+                *(f"| {lab} | {_prf(v)} | {v['n']} |" for lab, v in t.get("by_label", {}).items()),
+            ]
+    return lines
+
+
 @dataclass
 class ModelCard:
     name: str
@@ -79,6 +121,7 @@ class ModelCard:
                 lines += [f"| {t} | {v['recall']} | {v['n']} |" for t, v in m["recall_by_type"].items()]
         else:
             lines.append(f"No evaluation set was given. Threshold: {self.threshold}.")
+        lines += cross_event_lines(m)
         lines += [
             "",
             "## Labels and inference settings",

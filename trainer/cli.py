@@ -40,6 +40,48 @@ def main(log_level: str, log_format: str) -> None:
     logs.setup(log_level, log_format)
 
 
+def recipe_options(f: Any) -> Any:
+    """Options of the recognition recipe (held-out events, types, augmentation, fused head)."""
+    opts = [
+        option(
+            "--heldout-events",
+            multiple=True,
+            help="Hold these events out of training AND selection; score them at the end "
+            "('standard' = the documented split, see docs/recognition.md).",
+        ),
+        option(
+            "--types",
+            type=click.Choice(["none", "coarse"]),
+            default=_d("types"),
+            show_default=True,
+            help="coarse: label each mention country/admin/city/poi/street/natural/other.",
+        ),
+        option(
+            "--name-swap",
+            type=float,
+            default=_d("name_swap"),
+            show_default=True,
+            help="Share of training posts whose mentions are swapped for gazetteer place names (0: off).",
+        ),
+        option(
+            "--case-noise",
+            type=float,
+            default=_d("case_noise"),
+            show_default=True,
+            help="Share of training posts with some non-mention words capitalised (0: off).",
+        ),
+        option(
+            "--fused-head/--no-fused-head",
+            default=_d("fused_head"),
+            show_default=True,
+            help="Fused span head in the training step (exact, faster).",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 @main.command("run")
 @config_option
 @option("--train", "train", multiple=True, help="Training data: files, folders, globs, idrisi:lmr/train (repeatable).")
@@ -148,6 +190,7 @@ def main(log_level: str, log_format: str) -> None:
 )
 @option("--push-to-hub", default=_d("push_to_hub"), help="Also push to this Hugging Face repo id (needs HF_TOKEN).")
 @option("--threads", type=int, default=_d("threads"), help="torch CPU threads (0: torch default).")
+@recipe_options
 @click.pass_context
 def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], **kw: Any) -> None:
     """Fine-tune a GLiNER model on labelled posts, evaluate it and publish it.
@@ -317,6 +360,14 @@ def predict_cmd(
         if out is not sys.stdout:
             out.close()
 
+
+def _add_crossval() -> None:
+    from trainer.crossval_cli import crossval_cmd
+
+    main.add_command(crossval_cmd)
+
+
+_add_crossval()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmr.config import redact
 from lmr.errors import ConfigError
+from trainer import budget
 
 if TYPE_CHECKING:
     from gliner.training import TrainingArguments
@@ -88,6 +89,12 @@ class TrainSettings:
     push_to_hub: str | None = None
     wandb_artifact: bool = False
     threads: int = 0
+    # Recognition recipe (trainer/recipe.py): held-out events, types, augmentation, fused training head.
+    heldout_events: list[str] = field(default_factory=list)  # "standard" = trainer.crossval.STANDARD_HELDOUT
+    types: str = "none"  # none | coarse (trainer/types.py); --fine-types keeps IDRISI's own
+    name_swap: float = 0.0  # share of training posts whose mentions are swapped for gazetteer names
+    case_noise: float = 0.0  # share of training posts with some non-mention words capitalised
+    fused_head: bool = True  # fused span head in the training step (exact; trainer/fused.py)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], explicit: set[str]) -> TrainSettings:
@@ -105,6 +112,7 @@ class TrainSettings:
         for k, v in PRESETS[preset].items():
             if k not in explicit:
                 values[k] = v
+        budget.apply_defaults(values, explicit)
         s = cls(**values)  # type: ignore[arg-type]
         s.validate()
         return s
@@ -124,6 +132,12 @@ class TrainSettings:
             raise ConfigError(f"--max-width must be 'auto' or a positive integer, not {self.max_width!r}.")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("--batch-size and --grad-accum must be at least 1.")
+        if self.types not in ("none", "coarse"):
+            raise ConfigError(f"--types must be none or coarse, not {self.types!r}.")
+        if self.fine_types and self.types != "none":
+            raise ConfigError("--fine-types and --types coarse exclude each other.", "choose one.")
+        if not (0 <= self.name_swap <= 1 and 0 <= self.case_noise <= 1):
+            raise ConfigError("--name-swap and --case-noise are shares of posts between 0 and 1.")
 
     def to_dict(self) -> dict[str, Any]:
         return redact(asdict(self))
@@ -176,7 +190,7 @@ class TrainSettings:
             others_lr=self.others_lr,
             weight_decay=self.weight_decay,
             others_weight_decay=self.others_weight_decay,
-            lr_scheduler_type=self.lr_scheduler,
+            lr_scheduler_type=budget.scheduler_for_trainer(self.lr_scheduler),
             warmup_ratio=self.warmup_ratio,
             per_device_train_batch_size=self.batch_size,
             per_device_eval_batch_size=self.eval_batch_size,

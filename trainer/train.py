@@ -15,22 +15,22 @@ import logging
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lmr.errors import ConfigError, ModelError, ModelNotFoundError
 from lmr.model import registry
-from lmr.model.extractor import ModelSpec, load_gliner, model_tokens
+from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
 from lmr.readers import Example, read_examples
 from lmr.words import Word, split_words
-from trainer import distributed
+from trainer import budget, distributed, recipe
 from trainer.card import ModelCard
 from trainer.data import AlignmentReport, files_digest, split_train_eval, to_gliner
 from trainer.model import build_fresh, encoder_is_uncased
 from trainer.settings import TrainSettings
-from trainer.span_trainer import card_callback, evaluate_model, make_trainer, time_budget_callback
+from trainer.span_trainer import card_callback, evaluate_model, make_trainer
 
 log = logging.getLogger("lmr.trainer")
 
@@ -59,6 +59,7 @@ class Prepared:
     alignment: AlignmentReport
     card: ModelCard
     run_dir: Path
+    heldout: list[Example] = field(default_factory=list)  # --heldout-events: scored once, after training
 
 
 @dataclass
@@ -132,6 +133,7 @@ def prepare(s: TrainSettings) -> Prepared:
     import torch
     import transformers
 
+    budget.mark_start()
     transformers.logging.set_verbosity_error()
     if s.threads:
         torch.set_num_threads(s.threads)
@@ -140,12 +142,14 @@ def prepare(s: TrainSettings) -> Prepared:
     device = s.resolved_device()
     distributed.init(device)
     train_ex, eval_ex = _split(s)
-    labels = (
-        (sorted({sp.label for ex in train_ex for sp in ex.spans}) or ["location"]) if s.fine_types else ["location"]
-    )
+    train_ex, eval_ex, heldout_ex, labels, recipe_info = recipe.shape_data(s, train_ex, eval_ex)
     log.info("Data: %d training posts, %d eval posts, labels %s", len(train_ex), len(eval_ex), labels)
     model, base, case = _base_model(s, train_ex)
     spec = ModelSpec(labels=labels, threshold=s.threshold or 0.5, case_markers=case)
+    if s.fused_head:
+        from trainer.fused import fuse_training_head
+
+        fuse_training_head(model)
 
     report = AlignmentReport()
     train_records = _records(train_ex, labels, case, report)
@@ -163,10 +167,13 @@ def prepare(s: TrainSettings) -> Prepared:
         "eval_events": list(s.eval_events),
         "unaligned_spans": report.count,
         "total_spans": report.total,
+        **recipe_info,
     }
     stamp = distributed.broadcast(datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))  # one run directory for all ranks
     run_dir = Path(s.output_dir) / f"{s.name}-{stamp}"
-    return Prepared(s, device, train_ex, eval_ex, spec, model, train_records, eval_records, report, card, run_dir)
+    return Prepared(
+        s, device, train_ex, eval_ex, spec, model, train_records, eval_records, report, card, run_dir, heldout_ex
+    )
 
 
 def _records(examples: list[Example], labels: list[str], case: bool, report: AlignmentReport) -> list[dict[str, Any]]:
@@ -201,7 +208,14 @@ def fit(p: Prepared) -> Fitted:
     if s.early_stopping and has_eval:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=s.early_stopping))
     if s.time_budget_min > 0:
-        callbacks.append(time_budget_callback(s.time_budget_min))
+        callbacks.append(
+            budget.budget_callback(
+                s.time_budget_min,
+                time_schedule=s.lr_scheduler == "time-linear",
+                warmup_ratio=s.warmup_ratio,
+                final_eval_scale=1 + len(p.heldout) / max(1, len(p.eval)),
+            )
+        )
     trainer = make_trainer(
         model=p.model,
         args=args,
@@ -225,6 +239,10 @@ def fit(p: Prepared) -> Fitted:
             ) from exc
         raise
     model = trainer.model
+    if s.fused_head:
+        from trainer.fused import unfuse
+
+        unfuse(model)
     model.eval()
     p.card.training.update(
         device=p.device,
@@ -238,6 +256,7 @@ def fit(p: Prepared) -> Fitted:
     if has_eval:
         metrics, threshold = evaluate_model(model, p.spec, p.eval, threshold=s.threshold, batch_size=s.eval_batch_size)
     p.spec.threshold = p.card.threshold = threshold
+    metrics.update(recipe.extra_metrics(s, Extractor(model, p.spec), p.eval, p.heldout, threshold))
     p.card.metrics = metrics
     log.info("Eval: %s", {k: metrics.get(k) for k in ("precision", "recall", "f1", "wer", "threshold")})
     return Fitted(model, metrics, threshold, float(p.card.training.get("train_seconds", 0.0)), wb)

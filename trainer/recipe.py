@@ -1,0 +1,68 @@
+"""The recognition recipe's steps around training: types, held-out events, augmentation, extra metrics.
+
+``lmr-trainer run`` calls :func:`shape_data` after reading and splitting the data and
+:func:`extra_metrics` after the threshold is chosen; both are no-ops with the default settings
+(no types, no held-out events, no augmentation).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lmr.readers import Example
+from trainer import augment, crossval, types
+from trainer.settings import TrainSettings
+
+log = logging.getLogger("lmr.trainer")
+
+
+def type_mode(s: TrainSettings) -> str:
+    """``fine`` (``--fine-types``), ``coarse`` or ``none``."""
+    return "fine" if s.fine_types else s.types
+
+
+def shape_data(
+    s: TrainSettings, train: list[Example], select: list[Example]
+) -> tuple[list[Example], list[Example], list[Example], list[str], dict[str, Any]]:
+    """Labels per ``--types``, held-out events removed, training posts augmented.
+
+    Returns (train, select, held out, labels, card data). Augmentation touches training posts only,
+    after the held-out events are gone, so no held-out name is ever written into a training post.
+    """
+    mode = type_mode(s)
+    train, select = types.relabel(train, mode), types.relabel(select, mode)
+    train, select, heldout = crossval.split_heldout(train, select, s.heldout_events)
+    labels = types.labels_for(train, mode)
+    info: dict[str, Any] = {"types": mode}
+    if heldout:
+        info["heldout_events"] = crossval.heldout_names(s.heldout_events)
+        info["n_heldout_posts"] = len(heldout)
+        log.info("Held out %d posts of events %s (never used for selection)", len(heldout), info["heldout_events"])
+    if s.name_swap > 0 or s.case_noise > 0:
+        train, report = augment.augment(train, name_swap=s.name_swap, case_noise=s.case_noise, seed=s.seed)
+        info["augmentation"] = f"name swap {s.name_swap}, case noise {s.case_noise}: {report.summary()}"
+        log.info("Augmentation: %s", report.summary())
+    return train, select, heldout, labels, info
+
+
+def extra_metrics(
+    s: TrainSettings, extractor: Any, select: list[Example], heldout: list[Example], threshold: float
+) -> dict[str, Any]:
+    """Held-out-event figures and typed F1, at the threshold already chosen on the selection set."""
+    out: dict[str, Any] = {}
+    if heldout:
+        out["heldout"] = crossval.score_heldout(extractor, heldout, threshold, s.eval_batch_size)
+        log.info(
+            "Held-out events %s: exact P %.4f R %.4f F1 %.4f",
+            out["heldout"]["events"],
+            out["heldout"]["precision"],
+            out["heldout"]["recall"],
+            out["heldout"]["f1"],
+        )
+    if type_mode(s) == "coarse":
+        if select:
+            out["typed"] = types.evaluate_typed(extractor, select, threshold, s.eval_batch_size)
+        if heldout:
+            out["heldout_typed"] = types.evaluate_typed(extractor, heldout, threshold, s.eval_batch_size)
+    return out
