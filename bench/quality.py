@@ -70,6 +70,12 @@ def main() -> None:
             f"{v['overlap_f1']:>7.4f} {v['wer']:>7.4f} {v['seconds']:>6}"
         )
     types = sorted({t for v in rows.values() for t in v["recall_by_type"]})
+    events = sorted({g for v in rows.values() for g in v["by_group"]})
+    if len(events) > 1:
+        print("\nexact F1 by event: " + " | ".join(rows))
+        for g in events:
+            vals = "  ".join(f"{v['by_group'].get(g, {}).get('f1', 0):.3f}" for v in rows.values())
+            print(f"  {g:<30} {vals}")
     print("\nrecall by type: " + " | ".join(rows))
     for t in types:
         vals = "  ".join(f"{v['recall_by_type'].get(t, {}).get('recall', 0):.3f}" for v in rows.values())

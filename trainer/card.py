@@ -35,6 +35,12 @@ def cross_event_lines(m: dict[str, Any]) -> list[str]:
     """In-domain and held-out-event figures side by side, per held-out event and type; typed F1."""
     lines: list[str] = []
     held = m.get("heldout")
+    if m and not held:
+        lines += [
+            "",
+            "Held-out-event F1: not measured on this model (every event trained). The same recipe run with "
+            "`--heldout-events standard` reports it (docs/recognition.md).",
+        ]
     if held:
         lines += [
             "",
