@@ -50,7 +50,7 @@ class NamePool:
     @classmethod
     def from_gazetteer(cls) -> NamePool:
         """Names from the offline gazetteer index (built on first use, see :mod:`geocode.gazetteer`)."""
-        from geocode import gazetteer
+        from geocode import aliases, gazetteer
 
         path = gazetteer.open_gazetteer().path
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -66,8 +66,9 @@ class NamePool:
         for kind, name in rows:
             if isinstance(name, str) and _NAME_OK.match(name):
                 names[kind].add(name)
-        short = sorted({a for forms in gazetteer.US_STATE_ABBR.values() for a in forms if len(a) <= 5 and "." not in a})
-        codes = sorted(set(gazetteer.US_STATE_ABBR) | {"UK", "USA", "UAE", "NYC", "DRC", "NZ", "PK", "KPK", "AJK"})
+        abbr = aliases.load_aliases().us_state_abbreviations
+        short = sorted({a for forms in abbr.values() for a in forms if len(a) <= 5 and "." not in a})
+        codes = sorted(set(abbr) | {"UK", "USA", "UAE", "NYC", "DRC", "NZ", "PK", "KPK", "AJK"})
         return cls({k: sorted(v) for k, v in names.items()}, short, codes)
 
 
