@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import MISSING, fields
 from typing import Any
 
 import click
@@ -16,18 +15,21 @@ from lmr import logs
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from lmr.model.runtimes import RUNTIMES
-from worker.settings import COMPRESSION_TYPES, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings, WorkerSettings
+from worker.settings import (
+    COMPRESSION_TYPES,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    KafkaSettings,
+    WorkerSettings,
+    default,
+)
 
 log = logging.getLogger("worker.cli")
 
 
 def _d(name: str) -> Any:
     """The default of a settings field, so --help shows the same defaults the code uses."""
-    for cls in (WorkerSettings, KafkaSettings):
-        for f in fields(cls):
-            if f.name == name and f.default is not MISSING:
-                return f.default
-    raise KeyError(name)
+    return default(name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -83,7 +85,7 @@ def kafka_options(f: Any) -> Any:
             type=click.Choice(["all", "1", "0"]),
             default=_d("acks"),
             show_default=True,
-            help="Producer acks (all = at-least-once).",
+            help="Producer acks; lmr-worker run needs all (at-least-once) and refuses 1 and 0.",
         ),
         option("--linger-ms", type=int, default=_d("linger_ms"), show_default=True),
         option("--max-request-size", type=int, default=_d("max_request_size"), show_default=True),
@@ -210,7 +212,7 @@ def kafka_options(f: Any) -> Any:
     type=int,
     default=_d("max_chunks"),
     show_default=True,
-    help="Windows read per post; beyond, the event is flagged truncated.",
+    help="Windows read per post (at least 1); beyond, the event is flagged truncated.",
 )
 @option(
     "--reload-check-s",
@@ -245,12 +247,16 @@ def kafka_options(f: Any) -> Any:
 @option(
     "--max-messages",
     type=int,
-    default=0,
+    default=_d("max_messages"),
     show_default=True,
     help="Stop after this many messages (0 = run until stopped).",
 )
 @option(
-    "--idle-exit-s", type=float, default=0.0, show_default=True, help="Stop after this long without input (0 = never)."
+    "--idle-exit-s",
+    type=float,
+    default=_d("idle_exit_s"),
+    show_default=True,
+    help="Stop after this long without input (0 = never).",
 )
 def run_cmd(config: str | None, create_topics: int, **kw: Any) -> None:
     """Consume posts, extract (and resolve) locations, produce enriched events.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmr.posts import ID_FIELDS, TEXT_FIELDS, pick_field
+from worker.settings import default
 
 # DLQ reason codes (the ``lmr.error.reason`` header).
 NOT_UTF8 = "not_utf8"
@@ -17,8 +18,7 @@ EMPTY_TEXT = "empty_text"
 TEXT_TOO_LARGE = "text_too_large"
 WRONG_TYPE = "wrong_type"
 MODEL_ERROR = "model_error"
-REASONS = (NOT_UTF8, NOT_JSON, NOT_OBJECT, NO_TEXT, EMPTY_TEXT, TEXT_TOO_LARGE, WRONG_TYPE, MODEL_ERROR)
-
+EVENT_TOO_LARGE = "event_too_large"  # set by the Kafka sink: the event exceeds the producer's size limit
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,11 @@ class Rejected:
 
 
 def parse_message(
-    msg: Message, *, text_field: str = "text", id_field: str = "id", max_text_bytes: int = 100_000
+    msg: Message,
+    *,
+    text_field: str = default("text_field"),
+    id_field: str = default("id_field"),
+    max_text_bytes: int = default("max_text_bytes"),
 ) -> Post | Rejected:
     """Decode and validate one message; never raises for bad input."""
     raw = msg.value
