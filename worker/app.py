@@ -207,10 +207,14 @@ class Worker:
     def _idle(self) -> None:
         """Runs during every wait inside a batch: the loop is alive, and the group membership too."""
         self.health.tick()
-        if self.source is not None:
-            self._stash.extend(self.source.keepalive())
+        if self.source is not None and self.sink is not None:
+            seen = self.source.keepalive()
+            self._revoked()  # revocations of this poll drop what was fetched before it, not ``seen``
+            self._stash.extend(seen)
+            self.health.set_ready(*self._readiness())
 
     def _revoked(self) -> set[tuple[str, int]]:
+        """Apply revocations since the last call to the batch in hand and to records stashed before them."""
         assert self.source is not None
         revoked = self.source.take_revoked()
         if revoked:

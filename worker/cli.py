@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 import click
@@ -314,7 +315,7 @@ def broker_cmd(port: int, topics: tuple[str, ...]) -> None:
             raise click.BadParameter(f"{t!r} is not NAME or NAME:PARTITIONS.", param_hint="--topic")
         specs.append((name, int(count or 1)))
 
-    def _term(signum: int, _frame: Any) -> None:
+    def _term(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)  # stop the Tansu child on SIGTERM too (docker stop)

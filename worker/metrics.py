@@ -34,7 +34,7 @@ class BatchStats:
     inference_s: float
     latencies_s: Sequence[float] = ()
     committed: Mapping[tuple[str, int], int] = field(default_factory=dict)
-    geocode: Mapping[str, Any] = field(default_factory=dict)
+    geocode: Mapping[str, object] = field(default_factory=dict)
 
 
 class Metrics:
@@ -122,7 +122,7 @@ class Metrics:
         self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
         self.posts_per_s.set(self._rate)
 
-    def set_geocode(self, stats: Mapping[str, Any]) -> None:
+    def set_geocode(self, stats: Mapping[str, object]) -> None:
         for key, gauge in (("cache_hits", self.geocode_cache_hits), ("requests", self.geocode_requests)):
             v = stats.get(key)
             if isinstance(v, int | float):

@@ -29,6 +29,7 @@ from lmr.errors import LmrError
 from lmr.model import registry
 from worker.extract import ExtractorLike
 from worker.retry import Backoff
+from worker.settings import default
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,11 @@ class ModelManager:
         ref: str,
         *,
         loader: Loader | None = None,
-        check_s: float = 10.0,
+        check_s: float = default("reload_check_s"),
         extractor: ExtractorLike | None = None,
     ) -> None:
         self.ref = ref
-        self.loader = loader or runtime_loader("auto", "cpu", 0)
+        self.loader = loader or runtime_loader(default("runtime"), default("device"), default("threads"))
         self.check_s = check_s
         self.watch = follows_latest(ref) and check_s > 0
         self.current: ExtractorLike = extractor if extractor is not None else self.loader(ref)

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from lmr.errors import BrokerError
 from worker.connect import connect
@@ -95,7 +95,12 @@ class FileSource:
         self._f.close()
 
 
-def _pairs(tps: Iterable[Any]) -> list[tuple[str, int]]:
+class _TopicPartition(Protocol):
+    topic: str
+    partition: int
+
+
+def _pairs(tps: Iterable[_TopicPartition]) -> list[tuple[str, int]]:
     return sorted((tp.topic, tp.partition) for tp in tps)
 
 
@@ -135,19 +140,19 @@ class KafkaSource:
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             """Runs on kafka-python's network thread: record and return, never block."""
 
-            def on_partitions_revoked(self, revoked: Any) -> None:
+            def on_partitions_revoked(self, revoked: Iterable[_TopicPartition]) -> None:
                 tps = _pairs(revoked)
                 log.info("partitions revoked: %s", tps)
                 with src._lock:
                     src._revoked.update(tps)
 
-            def on_partitions_lost(self, lost: Any) -> None:
+            def on_partitions_lost(self, lost: Iterable[_TopicPartition]) -> None:
                 tps = _pairs(lost)
                 log.warning("partitions lost (group membership expired): %s", tps)
                 with src._lock:
                     src._revoked.update(tps)
 
-            def on_partitions_assigned(self, assigned: Any) -> None:
+            def on_partitions_assigned(self, assigned: Iterable[_TopicPartition]) -> None:
                 tps = _pairs(assigned)
                 log.info("partitions assigned: %s", tps)
                 if src._on_assigned is not None:
