@@ -423,8 +423,8 @@ class Worker:
             if room > 0:
                 before = len(self.checkpoint)
                 self._next_batch(room)
-                if len(self.checkpoint) > before:
-                    last_input = time.monotonic()
+                if len(self.checkpoint) > before or self.source.assigned() == 0:
+                    last_input = time.monotonic()  # idle means no input while partitions are assigned
             ready = room <= 0 or self.checkpoint.due(time.monotonic()) or self.source.exhausted
             if self.checkpoint.messages and ready and not self._process():
                 self._unsent = True

@@ -257,7 +257,7 @@ def kafka_options(f: Any) -> Any:
     type=float,
     default=_d("idle_exit_s"),
     show_default=True,
-    help="Stop after this long without input (0 = never).",
+    help="Stop after this long without input while partitions are assigned (0 = never).",
 )
 def run_cmd(config: str | None, create_topics: int, **kw: Any) -> None:
     """Consume posts, extract (and resolve) locations, produce enriched events.

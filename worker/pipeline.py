@@ -8,8 +8,10 @@ The same code runs behind Kafka (:mod:`worker.app`), in file mode, and in-proces
 
 A post the model fails on is isolated (the batch is retried post by post) and
 dead-lettered as ``model_error``, but only when the model still works: after any
-failure the model reads a known-good canary post, and if that fails too the
-model, not the input, is broken: :class:`ModelFailing` is raised and nothing of
+failure the model reads a known-good canary post; if it passes, each failed post
+is read once more (a model that recovered mid-batch is not the posts' fault) and
+what fails again is dead-lettered. If the canary fails, the model, not the
+input, is broken: :class:`ModelFailing` is raised and nothing of
 the batch is dead-lettered (the worker keeps the batch, reports not ready,
 rolls back a fresh reload, and retries).
 """
@@ -23,7 +25,7 @@ from typing import Any
 
 from lmr.errors import DataError, ModelError
 from worker.events import OutRecord, build_event, dlq_record, event_record
-from worker.extract import Extracted, ExtractorLike, ExtractStage
+from worker.extract import Extracted, Extraction, ExtractorLike, ExtractStage
 from worker.geocode_stage import GeoStage, NoGeocoder
 from worker.parse import MODEL_ERROR, Message, Post, Rejected, parse_message
 from worker.reload import ModelManager
@@ -115,6 +117,18 @@ class Pipeline:
         probe = Post(Message(None, "lmr.canary", 0, 0), {"text": CANARY_TEXT}, CANARY_TEXT, None, "text")
         return not self.extract.run(extractor, [probe]).failed
 
+    def _retry_failed(self, extractor: ExtractorLike, posts: list[Post], extraction: Extraction) -> Extraction:
+        """Once the canary passes, read each failed post once more: a model that failed for a while
+        (and recovered mid-batch) is not the posts' fault; what fails again is."""
+        results = list(extraction.results)
+        spent = extraction.inference_s
+        for i, r in enumerate(results):
+            if isinstance(r, BaseException):
+                again = self.extract.run(extractor, [posts[i]])
+                spent += again.inference_s
+                results[i] = again.results[0]
+        return Extraction(results, spent)
+
     def process(self, messages: Sequence[Message]) -> BatchResult:
         """Records for ``messages``, outputs in input order.
 
@@ -134,6 +148,8 @@ class Pipeline:
                 posts.append(parsed)
         extraction = self.extract.run(extractor, posts)
         result.inference_s = extraction.inference_s
+        if extraction.failed and self.model_works(extractor):
+            extraction = self._retry_failed(extractor, posts, extraction)
         if extraction.failed and not self.model_works(extractor):
             first = next(r for r in extraction.results if isinstance(r, BaseException))
             raise ModelFailing(

@@ -207,7 +207,7 @@ class WorkerSettings:
     retry_backoff_max_s: float = 30.0
     flush_timeout_s: float = 10.0
     max_messages: int = 0  # stop after this many input messages (0 = run until stopped)
-    idle_exit_s: float = 0.0  # stop after this long without input (0 = never)
+    idle_exit_s: float = 0.0  # stop after this long without input while partitions are assigned (0 = never)
     log_level: str = "INFO"
     log_format: str = "plain"
 
