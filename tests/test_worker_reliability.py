@@ -23,7 +23,7 @@ from worker.cli import main
 from worker.events import H_ORIGINAL_BYTES, H_REASON, RECORD_OVERHEAD, OutRecord, dlq_record, fit_dead_letter
 from worker.metrics import Health
 from worker.parse import Message, Rejected
-from worker.pipeline import ModelFailing, Pipeline
+from worker.pipeline import CANARY_TEXT, ModelFailing, Pipeline
 from worker.reload import ModelManager
 from worker.settings import WorkerSettings, default, parse_file_url
 
@@ -133,10 +133,11 @@ def test_reload_errors_keep_the_current_model_and_a_completed_version_is_retried
 
 
 class Flaky:
-    """A real model that fails like a broken one (every call raises) for its first ``broken_calls`` calls."""
+    """A real model that fails like a broken one (every call raises): for its first ``broken_calls`` calls,
+    or, with ``until_canary``, until it has failed on the worker's canary post once."""
 
-    def __init__(self, inner: Any, broken_calls: int, version: str | None = None) -> None:
-        self.inner, self.calls, self.broken_calls = inner, 0, broken_calls
+    def __init__(self, inner: Any, broken_calls: int = 0, version: str | None = None, until_canary: bool = False):
+        self.inner, self.calls, self.broken_calls, self.until_canary = inner, 0, broken_calls, until_canary
         self.name, self.version = inner.name, version or inner.version
         self.max_words = inner.max_words
 
@@ -146,6 +147,10 @@ class Flaky:
 
     def predict_words(self, words_list: Any, texts: Any, **kw: Any) -> Any:
         self.calls += 1
+        if self.until_canary:
+            if CANARY_TEXT in texts:
+                self.until_canary = False
+            raise RuntimeError("CUDA out of memory (simulated)")
         if self.calls <= self.broken_calls:
             raise RuntimeError("CUDA out of memory (simulated)")
         return self.inner.predict_words(words_list, texts, **kw)
@@ -175,8 +180,8 @@ def test_a_model_failing_on_everything_is_held_not_dead_lettered(
     s = WorkerSettings(
         model=str(tiny_model), source=f"file:{src}", sink=f"file:{out}", dlq=f"file:{dlq}", retry_backoff_s=0.05
     )
-    # 8 broken calls: the batch, its 6 posts one by one, the canary -> one hold, then the retried batch works
-    w = Worker(s, models=ModelManager(str(tiny_model), extractor=Flaky(extractor, broken_calls=8)))
+    # broken through the batch, its posts one by one and the canary -> one hold, then the retried batch works
+    w = Worker(s, models=ModelManager(str(tiny_model), extractor=Flaky(extractor, until_canary=True)))
     assert w.run() == 0
     assert len(out.read_text().splitlines()) == 6 and dlq.read_text() == ""
     assert w.metrics.model_holds._value.get() == 1 and w.model_failing is None

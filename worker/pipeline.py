@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmr.errors import DataError, ModelError
+from lmr.words import split_words
 from worker.events import OutRecord, build_event, dlq_record, event_record
 from worker.extract import Extracted, Extraction, ExtractorLike, ExtractStage
 from worker.geocode_stage import GeoStage, NoGeocoder
@@ -114,8 +115,12 @@ class Pipeline:
 
     def model_works(self, extractor: ExtractorLike) -> bool:
         """Whether ``extractor`` still reads a known-good post (told apart: a broken model from bad posts)."""
-        probe = Post(Message(None, "lmr.canary", 0, 0), {"text": CANARY_TEXT}, CANARY_TEXT, None, "text")
-        return not self.extract.run(extractor, [probe]).failed
+        try:
+            extractor.predict_words([split_words(CANARY_TEXT)], [CANARY_TEXT], batch_size=1)
+        except Exception as exc:
+            log.warning("model %s fails on the canary post too: %r", extractor.model_id, exc)
+            return False
+        return True
 
     def _retry_failed(self, extractor: ExtractorLike, posts: list[Post], extraction: Extraction) -> Extraction:
         """Once the canary passes, read each failed post once more: a model that failed for a while
