@@ -116,7 +116,8 @@ class Worker:
         left = self._drain_left()
         return left is not None and left <= 0
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int) -> None:
+        """Runs on the signal-watching thread as soon as a signal arrives, whatever the main thread is doing."""
         self._signals += 1
         if self._signals > 1:
             log.error("second signal %s: exiting now; uncommitted work will be redone by the next worker", signum)
@@ -133,9 +134,21 @@ class Worker:
 
     def _overdue(self) -> None:
         """The last resort of the shutdown bound: whatever blocks, the process ends (uncommitted work is redone)."""
-        log.error("shutdown took longer than --shutdown-timeout-s; exiting now, uncommitted work will be redone")
-        logging.shutdown()
+        os.write(2, b"lmr-worker: shutdown reached --shutdown-timeout-s; exiting now, uncommitted work is redone\n")
         os._exit(EXIT_UNSENT)
+
+    def _watch_signals(self, fd: int) -> None:
+        """Read the signal numbers Python's C-level handler writes to the wakeup pipe (it does so at once, even
+        while the main thread is inside a long call), so the shutdown clock starts when the signal arrives."""
+        while data := os.read(fd, 64):
+            for signum in data:
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    self._on_signal(signum)
+        os.close(fd)
+
+    @property
+    def signalled(self) -> bool:
+        return self._signals > 0
 
     # -- set-up --------------------------------------------------------------
 
@@ -208,28 +221,41 @@ class Worker:
         """Runs during every wait inside a batch: the loop is alive, and the group membership too."""
         self.health.tick()
         if self.source is not None and self.sink is not None:
-            seen = self.source.keepalive()
-            self._revoked()  # revocations of this poll drop what was fetched before it, not ``seen``
-            self._stash.extend(seen)
+            self._stash.extend(self._revoked(self.source.keepalive()))
             self.health.set_ready(*self._readiness())
 
-    def _revoked(self) -> set[tuple[str, int]]:
-        """Apply revocations since the last call to the batch in hand and to records stashed before them."""
+    def _revoked(self, fresh: list[Message] | None = None) -> list[Message]:
+        """Apply the revocations of the last poll: drop the uncommitted records of revoked partitions from the
+        batch in hand and the stash, and seek partitions owned again back to them; ``fresh`` (the records that
+        poll returned) comes back without records of rewound partitions (they are read again)."""
         assert self.source is not None
+        fresh = fresh or []
         revoked = self.source.take_revoked()
-        if revoked:
-            dropped = self.checkpoint.drop(revoked)
-            self._stash = [m for m in self._stash if (m.topic, m.partition) not in revoked]
-            if dropped:
-                self.revoked_records += dropped
-                self.metrics.revoked_records.inc(dropped)
-                log.info(
-                    "rebalance: %d uncommitted records of revoked partitions %s dropped from the batch in hand "
-                    "(their new owner reads them again)",
-                    dropped,
-                    sorted(revoked),
-                )
-        return revoked
+        if not revoked:
+            return fresh
+        held = len(self.checkpoint) + len(self._stash)
+        first = self.checkpoint.drop(revoked)
+        kept = []
+        for m in self._stash:
+            key = (m.topic, m.partition)
+            if key in revoked:
+                first[key] = min(first.get(key, m.offset), m.offset)
+            else:
+                kept.append(m)
+        self._stash = kept
+        dropped = held - len(self.checkpoint) - len(self._stash)
+        if dropped:
+            self.revoked_records += dropped
+            self.metrics.revoked_records.inc(dropped)
+            log.info(
+                "rebalance: %d uncommitted records of revoked partitions %s dropped from the batch in hand "
+                "(their next owner reads them again)",
+                dropped,
+                sorted(revoked),
+            )
+        rewound = self.source.rewind(first)
+        fresh = [m for m in fresh if (m.topic, m.partition) not in rewound]
+        return fresh
 
     def _hold(self, seconds: float) -> bool:
         """Wait (polling to stay in the group); False if the worker is stopping."""
@@ -305,7 +331,7 @@ class Worker:
                 backoff=self.settings.backoff(),
                 give_up=self._give_up,
                 time_left=self._drain_left,
-                revoked=self._revoked,
+                apply_revocations=self._revoked,
                 idle=self._idle,
             )
             if committed is None:
@@ -355,9 +381,14 @@ class Worker:
         """Run until stopped; returns the exit code (0 after a clean drain)."""
         in_main = threading.current_thread() is threading.main_thread()
         old: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+        old_fd, pipe = -1, (-1, -1)
         if in_main:
+            pipe = os.pipe()
+            os.set_blocking(pipe[1], False)
+            old_fd = signal.set_wakeup_fd(pipe[1])
+            threading.Thread(target=self._watch_signals, args=(pipe[0],), name="lmr-signals", daemon=True).start()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                old[sig] = signal.signal(sig, self._on_signal)
+                old[sig] = signal.signal(sig, lambda _signum, _frame: None)  # handled by _watch_signals
         try:
             self._setup()
             return self._loop()
@@ -368,6 +399,9 @@ class Worker:
             self._close()
             for signum, h in old.items():
                 signal.signal(signum, h)
+            if in_main:
+                signal.set_wakeup_fd(old_fd)
+                os.close(pipe[1])  # the watcher reads EOF and ends
 
     def _readiness(self) -> tuple[bool, str]:
         assert self.source is not None and self.sink is not None
@@ -389,8 +423,7 @@ class Worker:
             self.metrics.model_reloads.inc()
             self.metrics.model.info({"model": models.current.model_id, "ref": self.settings.model})
         wait = self.checkpoint.wait_s(time.monotonic(), IDLE_POLL_S)
-        msgs = self.source.poll(room, int(wait * 1000))
-        self._revoked()
+        msgs = self._revoked(self.source.poll(room, int(wait * 1000)))
         self.checkpoint.add(msgs, time.monotonic())
         self.health.set_ready(*self._readiness())
 

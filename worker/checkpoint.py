@@ -55,15 +55,25 @@ class Checkpoint:
         """How long the next poll may wait: until the batch is due, at most ``idle_s``."""
         return idle_s if self.deadline is None else max(0.0, min(idle_s, self.deadline - now))
 
-    def drop(self, partitions: Partitions) -> int:
-        """Forget the records of revoked partitions (uncommitted: the new owner reads them again)."""
+    def drop(self, partitions: Partitions) -> Offsets:
+        """Forget the records of revoked partitions (uncommitted: the new owner reads them again).
+
+        Returns the first dropped offset per partition, where the consumer must resume if the
+        partition comes back to this worker.
+        """
         if not partitions:
-            return 0
+            return {}
         self.lost |= partitions
-        kept = [m for m in self.messages if (m.topic, m.partition) not in partitions]
-        dropped = len(self.messages) - len(kept)
+        first: Offsets = {}
+        kept = []
+        for m in self.messages:
+            key = (m.topic, m.partition)
+            if key in partitions:
+                first[key] = min(first.get(key, m.offset), m.offset)
+            else:
+                kept.append(m)
         self.messages = kept
-        return dropped
+        return first
 
     def owned(self, records: Sequence[OutRecord]) -> list[OutRecord]:
         """``records`` whose input partition was not revoked during the batch."""
@@ -88,16 +98,16 @@ class Checkpoint:
         backoff: Backoff,
         give_up: Callable[[], bool],
         time_left: Callable[[], float | None],
-        revoked: Callable[[], Partitions],
+        apply_revocations: Callable[[], object],
         idle: Callable[[], None],
     ) -> Offsets | None:
         """Deliver (acknowledged), then commit: the committed offsets (empty if the group refused them,
         see ``refused``), or None when a stopping worker gave up (nothing of the batch committed)."""
-        self.drop(revoked())
+        apply_revocations()  # the worker drops revoked partitions from this checkpoint (see drop())
         if not sink.deliver(self.owned(outputs), self.owned(dlq), give_up=give_up):
             return None
         while True:
-            self.drop(revoked())
+            apply_revocations()
             offsets = self.offsets()
             left = time_left()
             timeout_ms = COMMIT_TIMEOUT_MS if left is None else int(min(COMMIT_TIMEOUT_MS, max(0.0, left) * 1000))

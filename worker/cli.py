@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -286,10 +287,16 @@ def run_cmd(config: str | None, create_topics: int, **kw: Any) -> None:
             )
             if made:
                 log.info("created topics %s with %d partitions", made, create_topics)
-        code = Worker(settings).run()
+        worker = Worker(settings)
+        code = worker.run()
     except LmrError as exc:
         fail(exc)
         return
+    if worker.signalled:  # a stop must end within --shutdown-timeout-s: no interpreter teardown to wait for
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

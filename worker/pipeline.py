@@ -153,9 +153,10 @@ class Pipeline:
                 posts.append(parsed)
         extraction = self.extract.run(extractor, posts)
         result.inference_s = extraction.inference_s
-        if extraction.failed and self.model_works(extractor):
+        works = not extraction.failed or self.model_works(extractor)
+        if extraction.failed and works:
             extraction = self._retry_failed(extractor, posts, extraction)
-        if extraction.failed and not self.model_works(extractor):
+        if extraction.failed and not works:
             first = next(r for r in extraction.results if isinstance(r, BaseException))
             raise ModelFailing(
                 f"model {extractor.model_id} failed on {extraction.failed} of {len(posts)} posts and on a known-good "

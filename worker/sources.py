@@ -36,6 +36,10 @@ class Source(Protocol):
         """Stay a live group member while a batch is held (no new records for it); returns any records seen."""
         ...
 
+    def rewind(self, offsets: Offsets) -> Partitions:
+        """Resume the partitions among ``offsets`` that this member (still or again) owns at those offsets."""
+        ...
+
     def connected(self) -> bool:
         """Whether the broker (group coordinator) is reachable, as far as the client knows."""
         ...
@@ -83,6 +87,9 @@ class FileSource:
 
     def keepalive(self) -> list[Message]:
         return []
+
+    def rewind(self, offsets: Offsets) -> Partitions:
+        return set()
 
     def connected(self) -> bool:
         return True
@@ -185,6 +192,22 @@ class KafkaSource:
             return self.poll(self.kafka.max_poll_records, 0)
         finally:
             self.consumer.resume(*self.consumer.paused())
+
+    def rewind(self, offsets: Offsets) -> Partitions:
+        """Seek owned partitions back to records dropped on revocation (kafka-python may keep a partition's
+        fetch position when the rebalance gives it back, which would skip them)."""
+        from kafka import TopicPartition
+
+        owned = self.consumer.assignment()
+        done: Partitions = set()
+        for (topic, partition), offset in offsets.items():
+            tp = TopicPartition(topic, partition)
+            if tp in owned:
+                self.consumer.seek(tp, offset)
+                done.add((topic, partition))
+        if done:
+            log.info("resuming %s at the first record dropped on revocation", sorted(done))
+        return done
 
     def connected(self) -> bool:
         coordinator = getattr(self.consumer, "_coordinator", None)
