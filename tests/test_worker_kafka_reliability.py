@@ -64,7 +64,8 @@ def test_a_worker_joining_while_the_first_holds_a_batch(
     broker: EmbeddedBroker, tiny_model: Path, extractor: Any
 ) -> None:
     """(a) The first worker always has a partial batch in hand (long --max-wait-ms, a steady trickle of posts)
-    when the second joins: no crash, no lost offset, duplicates only of records whose commit was refused."""
+    when the second joins: no crash, no lost offset (records of a partition given back are kept, those of a
+    partition given away are dropped and read again by the new owner), duplicates only of refused commits."""
     t = topics(broker, 2)
     n = 120
     w1 = worker(broker, tiny_model, extractor, t, client_id="w1", batch_size=1000, max_wait_ms=2500).start()
@@ -93,7 +94,6 @@ def test_a_worker_joining_while_the_first_holds_a_batch(
         codes = (w1.stop(), w2.stop() if w2.thread.is_alive() else 0)
     assert codes == (0, 0) and w1.error is None and w2.error is None
     assert w1.worker.processed > 0 and w2.worker.processed > 0
-    assert w1.worker.revoked_records > 0, "the rebalance found records in hand and dropped them"
     pos = _positions(recs)
     end = committed(broker.bootstrap, t[3], t[0], 2)
     assert {(p, o) for p in (0, 1) for o in range(end[p] or 0)} == set(pos), "no lost offset"

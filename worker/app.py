@@ -5,7 +5,8 @@ dead-letter record of the batch was acknowledged by the broker (see
 :class:`worker.checkpoint.Checkpoint`). On partition revocation (a rebalance) the
 uncommitted records of the revoked partitions are dropped from the batch in hand
 and not committed: the new owner reads them again (duplicates of uncommitted
-records, never losses); nothing runs on kafka-python's network thread. While a
+records, never losses; records of partitions given back are kept); nothing runs on
+kafka-python's network thread. While a
 batch is held (broker not acknowledging, model failing) the worker keeps polling
 with its partitions paused, so ``max.poll.interval.ms`` only has to cover one
 model pass over a batch. When the model fails on posts and on a canary post, the
@@ -90,6 +91,7 @@ class Worker:
         self._stop = threading.Event()
         self._stop_at: float | None = None
         self._stash: list[Message] = []  # records seen while a batch was held (keepalive polls)
+        self._pending_revoked: set[tuple[str, int]] = set()  # revoked, until the new assignment says where they go
         self._unsent = False
         self._signals = 0
 
@@ -225,37 +227,31 @@ class Worker:
             self.health.set_ready(*self._readiness())
 
     def _revoked(self, fresh: list[Message] | None = None) -> list[Message]:
-        """Apply the revocations of the last poll: drop the uncommitted records of revoked partitions from the
-        batch in hand and the stash, and seek partitions owned again back to them; ``fresh`` (the records that
-        poll returned) comes back without records of rewound partitions (they are read again)."""
+        """Apply the last poll's rebalance. Revoked partitions wait for the new assignment: those given to
+        another member are dropped from the batch in hand and the stash (uncommitted: the new owner reads
+        them again from the last commit); those given back are kept, since kafka-python keeps their fetch
+        position. ``fresh`` (what that poll returned) comes back unchanged."""
         assert self.source is not None
         fresh = fresh or []
-        revoked = self.source.take_revoked()
-        if not revoked:
+        self._pending_revoked |= self.source.take_revoked()
+        assigned = self.source.take_assigned()
+        if assigned is None or not self._pending_revoked:
             return fresh
+        gone, self._pending_revoked = self._pending_revoked - assigned, set()
         held = len(self.checkpoint) + len(self._stash)
-        first = self.checkpoint.drop(revoked)
-        kept = []
-        for m in self._stash:
-            key = (m.topic, m.partition)
-            if key in revoked:
-                first[key] = min(first.get(key, m.offset), m.offset)
-            else:
-                kept.append(m)
-        self._stash = kept
+        self.checkpoint.drop(gone)
+        self._stash = [m for m in self._stash if (m.topic, m.partition) not in gone]
         dropped = held - len(self.checkpoint) - len(self._stash)
         if dropped:
             self.revoked_records += dropped
             self.metrics.revoked_records.inc(dropped)
             log.info(
-                "rebalance: %d uncommitted records of revoked partitions %s dropped from the batch in hand "
-                "(their next owner reads them again)",
+                "rebalance: %d uncommitted records of partitions now owned elsewhere %s dropped from the batch "
+                "in hand (their new owner reads them again)",
                 dropped,
-                sorted(revoked),
+                sorted(gone),
             )
-        rewound = self.source.rewind(first)
-        fresh = [m for m in fresh if (m.topic, m.partition) not in rewound]
-        return fresh
+        return [m for m in fresh if (m.topic, m.partition) not in gone]
 
     def _hold(self, seconds: float) -> bool:
         """Wait (polling to stay in the group); False if the worker is stopping."""

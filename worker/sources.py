@@ -36,8 +36,8 @@ class Source(Protocol):
         """Stay a live group member while a batch is held (no new records for it); returns any records seen."""
         ...
 
-    def rewind(self, offsets: Offsets) -> Partitions:
-        """Resume the partitions among ``offsets`` that this member (still or again) owns at those offsets."""
+    def take_assigned(self) -> Partitions | None:
+        """The partitions of the last completed assignment since the last call, or None."""
         ...
 
     def connected(self) -> bool:
@@ -88,8 +88,8 @@ class FileSource:
     def keepalive(self) -> list[Message]:
         return []
 
-    def rewind(self, offsets: Offsets) -> Partitions:
-        return set()
+    def take_assigned(self) -> Partitions | None:
+        return None
 
     def connected(self) -> bool:
         return True
@@ -118,9 +118,9 @@ class KafkaSource:
     main thread's ``poll``. The listener therefore only records what was revoked
     or lost (no model, no delivery, no commit there; a commit from that thread
     would raise "Cannot block on net.run() from the IO thread itself"); the worker
-    drops the uncommitted records of those partitions from the batch in hand (the
-    new owner reads them again from the last commit) and commits only partitions
-    it still owns (see :mod:`worker.app`).
+    drops the uncommitted records of partitions the new assignment gives to another
+    member (their new owner reads them again from the last commit) and commits only
+    partitions it still owns (see :mod:`worker.app`).
     """
 
     def __init__(
@@ -138,6 +138,7 @@ class KafkaSource:
         self.kafka = kafka
         self._on_assigned = on_assigned
         self._revoked: Partitions = set()
+        self._assigned: Partitions | None = None  # the last assignment not yet taken by take_assigned()
         self._lock = threading.Lock()
         self.consumer = connect(
             lambda: KafkaConsumer(**kafka.consumer()), kafka.bootstrap_servers, backoff=backoff, errors=(KafkaError,)
@@ -162,6 +163,8 @@ class KafkaSource:
             def on_partitions_assigned(self, assigned: Iterable[_TopicPartition]) -> None:
                 tps = _pairs(assigned)
                 log.info("partitions assigned: %s", tps)
+                with src._lock:
+                    src._assigned = set(tps)
                 if src._on_assigned is not None:
                     src._on_assigned(tps)
 
@@ -193,21 +196,11 @@ class KafkaSource:
         finally:
             self.consumer.resume(*self.consumer.paused())
 
-    def rewind(self, offsets: Offsets) -> Partitions:
-        """Seek owned partitions back to records dropped on revocation (kafka-python may keep a partition's
-        fetch position when the rebalance gives it back, which would skip them)."""
-        from kafka import TopicPartition
-
-        owned = self.consumer.assignment()
-        done: Partitions = set()
-        for (topic, partition), offset in offsets.items():
-            tp = TopicPartition(topic, partition)
-            if tp in owned:
-                self.consumer.seek(tp, offset)
-                done.add((topic, partition))
-        if done:
-            log.info("resuming %s at the first record dropped on revocation", sorted(done))
-        return done
+    def take_assigned(self) -> Partitions | None:
+        """The partitions of the last completed assignment since the last call, or None."""
+        with self._lock:
+            out, self._assigned = self._assigned, None
+        return out
 
     def connected(self) -> bool:
         coordinator = getattr(self.consumer, "_coordinator", None)
