@@ -20,7 +20,7 @@ from tests.browser import drawn, render
 from tests.worker_support import TopicReader, WorkerThread, post, produce, settings
 from worker.app import Worker
 from worker.broker import EmbeddedBroker, free_port
-from worker.models import ModelManager
+from worker.reload import ModelManager
 
 pytestmark = pytest.mark.slow
 

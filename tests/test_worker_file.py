@@ -18,9 +18,9 @@ from worker.app import Worker
 from worker.cli import main
 from worker.events import load_schema
 from worker.extract import ExtractStage
-from worker.models import ModelManager
 from worker.parse import Message, Post
-from worker.pipeline import Pipeline, PipelineOptions, messages_from_jsonl, run_messages
+from worker.pipeline import Pipeline, PipelineOptions
+from worker.reload import ModelManager
 from worker.settings import WorkerSettings
 
 
@@ -127,12 +127,12 @@ def test_long_posts_are_chunked_with_exact_offsets(tiny_model: Path, extractor: 
     assert max(x["end"] for x in ev_cap["locations"]) <= len(" ".join(text.split()[:60])) + 20
 
 
-def test_pipeline_runs_in_process_for_benchmarks(tiny_model: Path, extractor: Any) -> None:
+def test_pipeline_runs_in_process(tiny_model: Path, extractor: Any) -> None:
     lines = [json.dumps({"id": i, "text": f"Storm hits Miami, Florida, update {i}"}) for i in range(20)] + ["oops"]
     pipe = Pipeline(ModelManager(str(tiny_model), extractor=extractor))
-    stats = run_messages(pipe, messages_from_jsonl(lines), batch_size=8)
-    assert stats["messages"] == 21 and stats["outputs"] == 20 and stats["dlq"] == 1
-    assert stats["posts_per_s"] > 0
+    r = pipe.process([Message(line.encode(), "t", 0, i) for i, line in enumerate(lines)])
+    assert r.messages == 21 and len(r.outputs) == 20 and r.dlq_reasons == ["not_json"]
+    assert r.inference_s > 0 and r.model_id == "tiny@v1"
 
 
 def test_on_processing_error_false_stops_without_commit(tiny_model: Path, extractor: Any, tmp_path: Path) -> None:

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from worker.events import load_schema
 from worker.extract import ExtractStage
-from worker.models import ModelManager
 from worker.parse import MAX_DEPTH, REASONS, Message
 from worker.pipeline import Pipeline, PipelineOptions
+from worker.reload import ModelManager
 from worker.sinks import FileSink
 
 pytestmark = pytest.mark.slow

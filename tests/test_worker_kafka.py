@@ -27,7 +27,7 @@ from tests.worker_support import (
 from worker.app import Worker
 from worker.broker import EmbeddedBroker
 from worker.events import load_schema
-from worker.models import ModelManager
+from worker.reload import ModelManager
 
 pytestmark = pytest.mark.slow
 
@@ -388,6 +388,7 @@ def test_sink_retries_through_a_broker_outage_and_resumes(tmp_path: Path) -> Non
 
     from worker.events import OutRecord
     from worker.parse import Message
+    from worker.retry import Backoff
     from worker.sinks import KafkaSink
 
     b1 = EmbeddedBroker(log_file=tmp_path / "b1.log").start()
@@ -395,7 +396,7 @@ def test_sink_retries_through_a_broker_outage_and_resumes(tmp_path: Path) -> Non
     b1.create_topic("o", 1)
     s = settings(b1.bootstrap, "unused-model-path", request_timeout_ms=3000, flush_timeout_s=0.5)
     src = Message(b"{}", "in", 0, 0)
-    sink = KafkaSink(s.kafka, "o", "d", flush_timeout_s=0.5, backoff_s=0.2, backoff_max_s=0.5)
+    sink = KafkaSink(s.kafka, "o", "d", flush_timeout_s=0.5, backoff=Backoff(0.2, 0.5))
     assert sink.deliver([OutRecord(b"first", b"k", (), src)], [], give_up=lambda: False)
     b1.stop()
     result: list[bool] = []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
-from dataclasses import MISSING, fields
+from types import FrameType
 from typing import Any
 
 import click
@@ -16,18 +17,21 @@ from lmr import logs
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from lmr.model.runtimes import RUNTIMES
-from worker.settings import COMPRESSION_TYPES, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings, WorkerSettings
+from worker.settings import (
+    COMPRESSION_TYPES,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    KafkaSettings,
+    WorkerSettings,
+    default,
+)
 
 log = logging.getLogger("worker.cli")
 
 
 def _d(name: str) -> Any:
     """The default of a settings field, so --help shows the same defaults the code uses."""
-    for cls in (WorkerSettings, KafkaSettings):
-        for f in fields(cls):
-            if f.name == name and f.default is not MISSING:
-                return f.default
-    raise KeyError(name)
+    return default(name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -83,7 +87,7 @@ def kafka_options(f: Any) -> Any:
             type=click.Choice(["all", "1", "0"]),
             default=_d("acks"),
             show_default=True,
-            help="Producer acks (all = at-least-once).",
+            help="Producer acks; lmr-worker run needs all (at-least-once) and refuses 1 and 0.",
         ),
         option("--linger-ms", type=int, default=_d("linger_ms"), show_default=True),
         option("--max-request-size", type=int, default=_d("max_request_size"), show_default=True),
@@ -210,7 +214,7 @@ def kafka_options(f: Any) -> Any:
     type=int,
     default=_d("max_chunks"),
     show_default=True,
-    help="Windows read per post; beyond, the event is flagged truncated.",
+    help="Windows read per post (at least 1); beyond, the event is flagged truncated.",
 )
 @option(
     "--reload-check-s",
@@ -245,12 +249,16 @@ def kafka_options(f: Any) -> Any:
 @option(
     "--max-messages",
     type=int,
-    default=0,
+    default=_d("max_messages"),
     show_default=True,
     help="Stop after this many messages (0 = run until stopped).",
 )
 @option(
-    "--idle-exit-s", type=float, default=0.0, show_default=True, help="Stop after this long without input (0 = never)."
+    "--idle-exit-s",
+    type=float,
+    default=_d("idle_exit_s"),
+    show_default=True,
+    help="Stop after this long without input while partitions are assigned (0 = never).",
 )
 def run_cmd(config: str | None, create_topics: int, **kw: Any) -> None:
     """Consume posts, extract (and resolve) locations, produce enriched events.
@@ -279,10 +287,16 @@ def run_cmd(config: str | None, create_topics: int, **kw: Any) -> None:
             )
             if made:
                 log.info("created topics %s with %d partitions", made, create_topics)
-        code = Worker(settings).run()
+        worker = Worker(settings)
+        code = worker.run()
     except LmrError as exc:
         fail(exc)
         return
+    if worker.signalled:  # a stop must end within --shutdown-timeout-s: no interpreter teardown to wait for
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -308,7 +322,7 @@ def broker_cmd(port: int, topics: tuple[str, ...]) -> None:
             raise click.BadParameter(f"{t!r} is not NAME or NAME:PARTITIONS.", param_hint="--topic")
         specs.append((name, int(count or 1)))
 
-    def _term(signum: int, _frame: Any) -> None:
+    def _term(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)  # stop the Tansu child on SIGTERM too (docker stop)

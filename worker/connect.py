@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from lmr.errors import BrokerError
+from worker.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -18,21 +18,18 @@ def connect(
     make: Callable[[], T],
     bootstrap: str,
     *,
-    should_stop: Callable[[], bool] = lambda: False,
-    backoff_s: float = 0.5,
-    backoff_max_s: float = 30.0,
+    backoff: Backoff,
     errors: tuple[type[BaseException], ...] = (Exception,),
 ) -> T:
-    """``make()`` until it succeeds, with exponential backoff; :class:`BrokerError` once stopping."""
-    delay = backoff_s
+    """``make()`` until it succeeds, waiting per ``backoff``; :class:`BrokerError` once ``backoff.stop`` is set."""
+    wait = Backoff(backoff.initial_s, backoff.max_s, backoff.stop)
     while True:
         try:
             return make()
         except errors as exc:
-            if should_stop():
+            if backoff.stop.is_set():
                 raise BrokerError(
                     f"Cannot reach Kafka at {bootstrap}: {exc}.", "check --bootstrap-servers and the broker."
                 ) from exc
-            log.warning("Kafka at %s unreachable (%s); retrying in %.1fs", bootstrap, exc, delay)
-            time.sleep(delay)
-            delay = min(backoff_max_s, delay * 2)
+            log.warning("Kafka at %s unreachable (%s); retrying in %.1fs", bootstrap, exc, wait.delay)
+            wait.wait()

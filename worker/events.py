@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lmr.mentions import Mention
-from worker.parse import Message, Post, Rejected
+from worker.parse import EVENT_TOO_LARGE, Message, Post, Rejected
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).parent / "schema" / "enriched-event.v1.json"
@@ -23,6 +23,8 @@ H_NULL_HEADERS = "lmr.source.null_headers"
 H_NULL_KEY = "lmr.source.null_key"
 
 Headers = tuple[tuple[str, bytes | None], ...]
+H_ORIGINAL_BYTES = "lmr.original.bytes"  # set when a dead letter's value was cut to fit: the original size
+RECORD_OVERHEAD = 128  # bytes left for Kafka's record and batch framing (about 80) when a value is cut to fit
 
 
 def load_schema() -> dict[str, Any]:
@@ -115,3 +117,28 @@ def kafka_fields(r: OutRecord) -> tuple[bytes | None, bytes | None, list[tuple[s
         key = b""
         headers.append((H_NULL_KEY, b"1"))
     return r.value, key, headers
+
+
+def fit_dead_letter(rec: OutRecord, limit: int) -> OutRecord:
+    """A dead letter for ``rec`` (refused as too large) that fits in ``limit`` bytes.
+
+    An event becomes an ``event_too_large`` dead letter of its input message; a dead letter keeps
+    its reason. Headers and key are kept; the value (the original bytes) is cut to what fits, and
+    ``lmr.original.bytes`` then says how long it was. ``limit`` 0 keeps no value bytes at all.
+    """
+    base = rec
+    if not any(k == H_REASON for k, _ in rec.headers):
+        error = (
+            f"the enriched event is {len(rec.value or b'')} bytes, over the {limit}-byte producer limit "
+            "(--max-request-size)"
+        )
+        base = dlq_record(Rejected(rec.source, EVENT_TOO_LARGE, error))
+    value = base.value or b""
+    original = next((v for k, v in base.headers if k == H_ORIGINAL_BYTES and v), str(len(value)).encode())
+    headers = tuple((k, v) for k, v in base.headers if k != H_ORIGINAL_BYTES)
+    used = sum(len(k.encode("utf-8")) + len(v or b"") for k, v in headers) + len(base.key or b"")
+    room = limit - RECORD_OVERHEAD - used - len(H_ORIGINAL_BYTES) - len(original)
+    if limit > 0 and len(value) <= room:
+        return base
+    kept = value[: max(0, room)] if limit > 0 else b""
+    return replace(base, value=kept, headers=(*headers, (H_ORIGINAL_BYTES, original)))

@@ -146,6 +146,18 @@ class Extracted:
     chunks: int
 
 
+@dataclass
+class Extraction:
+    """What :meth:`ExtractStage.run` returns: one result per post and the time spent in the model."""
+
+    results: list[Extracted | BaseException]
+    inference_s: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(isinstance(r, BaseException) for r in self.results)
+
+
 class ExtractStage:
     """Runs the model over a batch of posts."""
 
@@ -163,13 +175,12 @@ class ExtractStage:
         self.chunk_words = chunk_words
         self.chunk_overlap = chunk_overlap
         self.max_chunks = max_chunks
-        self.last_inference_s = 0.0
 
     def _window(self, extractor: ExtractorLike) -> tuple[int, int]:
         window = min(self.chunk_words, extractor.max_words) if self.chunk_words else extractor.max_words
         return max(1, window), max(0, self.chunk_overlap)
 
-    def _run(self, extractor: ExtractorLike, posts: Sequence[Post]) -> list[Extracted]:
+    def _run(self, extractor: ExtractorLike, posts: Sequence[Post], clock: list[float]) -> list[Extracted]:
         window, overlap = self._window(extractor)
         split = [split_words(post.text) for post in posts]
         if isinstance(extractor, CountsPieces):
@@ -192,7 +203,7 @@ class ExtractStage:
                 owners.append((i, c))
         t0 = time.perf_counter()
         preds = extractor.predict_words(words_list, texts, threshold=self.threshold, batch_size=self.batch_size)
-        self.last_inference_s += time.perf_counter() - t0
+        clock[0] += time.perf_counter() - t0
         found: list[list[tuple[Chunk, Mention]]] = [[] for _ in posts]
         for (i, c), ms in zip(owners, preds, strict=True):
             found[i].extend((c, m) for m in ms)
@@ -202,13 +213,13 @@ class ExtractStage:
             out.append(Extracted(ms, truncated, n))
         return out
 
-    def run(self, extractor: ExtractorLike, posts: Sequence[Post]) -> list[Extracted | BaseException]:
+    def run(self, extractor: ExtractorLike, posts: Sequence[Post]) -> Extraction:
         """Mentions per post; when the batch fails, posts are retried one by one and failures returned as exceptions."""
-        self.last_inference_s = 0.0
+        clock = [0.0]  # model seconds, summed over the passes below
         if not posts:
-            return []
+            return Extraction([])
         try:
-            return list(self._run(extractor, posts))
+            return Extraction(list(self._run(extractor, posts, clock)), clock[0])
         except Exception as exc:
             log.warning(
                 "model failed on a batch of %d posts (%s); retrying post by post to isolate the bad one",
@@ -218,7 +229,7 @@ class ExtractStage:
         out: list[Extracted | BaseException] = []
         for post in posts:
             try:
-                out.append(self._run(extractor, [post])[0])
+                out.append(self._run(extractor, [post], clock)[0])
             except Exception as exc:
                 out.append(exc)
-        return out
+        return Extraction(out, clock[0])

@@ -11,7 +11,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,6 +24,26 @@ log = logging.getLogger(__name__)
 
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one delivered micro-batch did: everything the metrics learn from it, in one call."""
+
+    messages: int
+    outputs: int
+    dlq_reasons: Sequence[str]
+    mentions: int
+    truncated: int
+    seconds: float
+    inference_s: float
+    latencies_s: Sequence[float] = ()
+    committed: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    geocode: Mapping[str, object] = field(default_factory=dict)
+    events: Sequence[dict[str, Any]] = ()  # kept only for the status page's map (--metrics-port)
+    # lag: the high watermarks of the assigned partitions and every offset committed so far
+    end_offsets: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    all_committed: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
 
 class Metrics:
@@ -80,7 +101,38 @@ class Metrics:
             ["topic", "partition"], registry=r,
         )  # fmt: skip
         self.recent = RecentPlaces()  # the last resolved mentions, for the status page's map
+        self.model_holds = Counter(
+            "lmr_worker_model_holds",
+            "Batches held because the model failed on them and on a canary post (nothing committed).",
+            registry=r,
+        )
+        self.model_rollbacks = Counter("lmr_worker_model_rollbacks", "Rollbacks to the previous model.", registry=r)
+        self.revoked_records = Counter(
+            "lmr_worker_revoked_records",
+            "Uncommitted records dropped on partition revocation (the new owner reads them again).",
+            registry=r,
+        )
         self._rate: float | None = None
+
+    def observe_batch(self, b: BatchStats) -> None:
+        """Every per-batch metric from one delivered batch."""
+        self.messages_in.inc(b.messages)
+        self.messages_out.inc(b.outputs)
+        for reason in b.dlq_reasons:
+            self.dlq.labels(reason).inc()
+        self.mentions.inc(b.mentions)
+        self.truncated.inc(b.truncated)
+        self.batch_size.observe(b.messages)
+        self.batch_latency.observe(b.seconds)
+        self.inference.observe(b.inference_s)
+        for latency in b.latencies_s:
+            self.event_latency.observe(latency)
+        for (topic, partition), offset in b.committed.items():
+            self.committed.labels(topic, str(partition)).set(offset)
+        self.observe_rate(b.messages, b.seconds)
+        self.set_geocode(b.geocode)
+        self.recent.add_events(b.events)
+        self.set_lag(b.end_offsets, b.all_committed)
 
     def observe_rate(self, n: int, seconds: float) -> None:
         if seconds <= 0:
@@ -89,7 +141,7 @@ class Metrics:
         self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
         self.posts_per_s.set(self._rate)
 
-    def set_geocode(self, stats: dict[str, Any]) -> None:
+    def set_geocode(self, stats: Mapping[str, object]) -> None:
         gauges = (("cache_hits", self.geocode_cache_hits), ("cache_misses", self.geocode_cache_misses),
                   ("requests", self.geocode_requests))  # fmt: skip
         for key, gauge in gauges:
@@ -97,7 +149,7 @@ class Metrics:
             if isinstance(v, int | float):
                 gauge.set(v)
 
-    def set_lag(self, end_offsets: dict[tuple[str, int], int], committed: dict[tuple[str, int], int]) -> None:
+    def set_lag(self, end_offsets: Mapping[tuple[str, int], int], committed: Mapping[tuple[str, int], int]) -> None:
         """Lag per partition of ``end_offsets`` (high watermarks) behind the ``committed`` offsets.
 
         Only the partitions in ``end_offsets`` (those assigned now) keep a series: after a rebalance the
@@ -116,22 +168,38 @@ class Metrics:
 
 
 class Health:
-    """Liveness (the main loop ticks) and readiness (model loaded, input assigned, sink healthy)."""
+    """Liveness and readiness.
+
+    Alive: the main loop ticked within ``stall_s``, or it is inside one batch that started less than
+    the batch's time limit ago (a long model pass is not a stall; ``max.poll.interval.ms`` is the
+    limit, past which Kafka gives the partitions away anyway). Ready: model serving, partitions
+    assigned, broker reachable and acknowledging (set by the loop with the reason when not).
+    """
 
     def __init__(self, stall_s: float = 120.0) -> None:
         self.stall_s = stall_s
         self.last_tick = time.monotonic()
+        self.batch_until: float | None = None
         self.ready = False
         self.reason = "starting"
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
 
+    def batch_started(self, limit_s: float) -> None:
+        self.tick()
+        self.batch_until = time.monotonic() + limit_s
+
+    def batch_ended(self) -> None:
+        self.batch_until = None
+        self.tick()
+
     def set_ready(self, ready: bool, reason: str = "") -> None:
         self.ready, self.reason = ready, reason
 
     def alive(self) -> bool:
-        return time.monotonic() - self.last_tick < self.stall_s
+        now = time.monotonic()
+        return now - self.last_tick < self.stall_s or (self.batch_until is not None and now < self.batch_until)
 
 
 class MetricsServer:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmr.posts import ID_FIELDS, TEXT_FIELDS, pick_field
+from worker.settings import default
 
 # DLQ reason codes (the ``lmr.error.reason`` header); docs/worker.md explains each.
 NOT_UTF8 = "not_utf8"
@@ -32,6 +33,7 @@ TEXT_TOO_LARGE = "text_too_large"
 WRONG_TYPE = "wrong_type"
 MODEL_ERROR = "model_error"
 INTERNAL_ERROR = "internal_error"
+EVENT_TOO_LARGE = "event_too_large"  # set by the Kafka sink: the event exceeds the producer's size limit
 REASONS = (
     NOT_UTF8,
     NOT_JSON,
@@ -44,6 +46,7 @@ REASONS = (
     WRONG_TYPE,
     MODEL_ERROR,
     INTERNAL_ERROR,
+    EVENT_TOO_LARGE,
 )
 
 MAX_DEPTH = 64  # nesting levels of arrays and objects in a post (a tweet with entities has under 10)
@@ -130,7 +133,11 @@ class Rejected:
 
 
 def parse_message(
-    msg: Message, *, text_field: str = "text", id_field: str = "id", max_text_bytes: int = 100_000
+    msg: Message,
+    *,
+    text_field: str = default("text_field"),
+    id_field: str = default("id_field"),
+    max_text_bytes: int = default("max_text_bytes"),
 ) -> Post | Rejected:
     """Decode and validate one message; never raises for bad input."""
     raw = msg.value

@@ -1,34 +1,48 @@
 """The transport-free pipeline: messages -> parse -> extract -> resolve -> output/DLQ records.
 
-The same code runs behind Kafka (:mod:`worker.app`), in file mode, and in-process
-for benchmarks::
+The same code runs behind Kafka (:mod:`worker.app`), in file mode, and in-process::
 
     pipe = Pipeline(ModelManager("registry/lmr"))
     result = pipe.process([Message(b'{"id": 1, "text": "Flooding in Houston"}', "t", 0, 0)])
     result.outputs[0].value  # the enriched event (JSON bytes)
+
+A post the model fails on is isolated (the batch is retried post by post) and
+dead-lettered as ``model_error``, but only when the model still works: after any
+failure the model reads a known-good canary post; if it passes, each failed post
+is read once more (a model that recovered mid-batch is not the posts' fault) and
+what fails again is dead-lettered. If the canary fails, the model, not the
+input, is broken: :class:`ModelFailing` is raised and nothing of
+the batch is dead-lettered (the worker keeps the batch, reports not ready,
+rolls back a fresh reload, and retries).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lmr.errors import DataError, ModelError
-from lmr.posts import post_id
+from lmr.words import split_words
 from worker.events import OutRecord, build_event, dlq_record, event_record
-from worker.extract import Extracted, ExtractStage
+from worker.extract import Extracted, Extraction, ExtractorLike, ExtractStage
 from worker.geocode_stage import GeoStage, NoGeocoder
-from worker.models import ModelManager
 from worker.parse import INTERNAL_ERROR, MODEL_ERROR, Message, Post, Rejected, parse_message
+from worker.reload import ModelManager
+from worker.settings import default
 
 log = logging.getLogger(__name__)
 
 # quix-streams style error callback: (exc, message, logger) -> True to dead-letter and go on, False to raise.
 ErrorCallback = Callable[[BaseException, Message, logging.Logger], bool]
+
+
+CANARY_TEXT = "Flooding reported in Houston, Texas tonight"
+
+
+class ModelFailing(ModelError):
+    """The model failed on posts and on a known-good canary post: the model is broken, not the input."""
 
 
 class ProcessingError(RuntimeError):
@@ -44,6 +58,7 @@ def dead_letter_all(exc: BaseException, message: Message, logger: logging.Logger
 class BatchResult:
     """What one micro-batch produced."""
 
+    messages: int = 0
     outputs: list[OutRecord] = field(default_factory=list)
     dlq: list[OutRecord] = field(default_factory=list)
     dlq_reasons: list[str] = field(default_factory=list)
@@ -56,9 +71,9 @@ class BatchResult:
 
 @dataclass
 class PipelineOptions:
-    text_field: str = "text"
-    id_field: str = "id"
-    max_text_bytes: int = 100_000
+    text_field: str = default("text_field")
+    id_field: str = default("id_field")
+    max_text_bytes: int = default("max_text_bytes")
     keep_events: bool = False  # keep the event dicts in BatchResult.events (tests, file mode)
 
 
@@ -99,14 +114,36 @@ class Pipeline:
         result.dlq.append(dlq_record(rej))
         result.dlq_reasons.append(rej.reason)
 
-    def process(self, messages: Sequence[Message]) -> BatchResult:
-        """Records for ``messages``, outputs in input order; raises only if an error callback says so.
+    def model_works(self, extractor: ExtractorLike) -> bool:
+        """Whether ``extractor`` still reads a known-good post (told apart: a broken model from bad posts)."""
+        try:
+            extractor.predict_words([split_words(CANARY_TEXT)], [CANARY_TEXT], batch_size=1)
+        except Exception as exc:
+            log.warning("model %s fails on the canary post too: %r", extractor.model_id, exc)
+            return False
+        return True
 
-        Every message ends as exactly one event or one dead letter: a failure on one message
-        (bad content, the model failing on that post, an event that cannot be built) is isolated
-        to that message and dead-lettered with a reason.
+    def _retry_failed(self, extractor: ExtractorLike, posts: list[Post], extraction: Extraction) -> Extraction:
+        """Once the canary passes, read each failed post once more: a model that failed for a while
+        (and recovered mid-batch) is not the posts' fault; what fails again is."""
+        results = list(extraction.results)
+        spent = extraction.inference_s
+        for i, r in enumerate(results):
+            if isinstance(r, BaseException):
+                again = self.extract.run(extractor, [posts[i]])
+                spent += again.inference_s
+                results[i] = again.results[0]
+        return Extraction(results, spent)
+
+    def process(self, messages: Sequence[Message]) -> BatchResult:
+        """Records for ``messages``, outputs in input order.
+
+        Every message ends as exactly one event or one dead letter: a failure on one message (bad
+        content, the model failing on that post, an event that cannot be built) is isolated to that
+        message and dead-lettered with a reason. Raises :class:`ModelFailing` when the model is broken
+        and :class:`ProcessingError` when an error callback declines a failure; never for a message's content.
         """
-        result = BatchResult()
+        result = BatchResult(messages=len(messages))
         extractor = self.models.current
         result.model_id = extractor.model_id
         posts: list[Post] = []
@@ -116,9 +153,20 @@ class Pipeline:
                 self._reject(parsed, result)
             else:
                 posts.append(parsed)
-        extracted = self.extract.run(extractor, posts)
-        result.inference_s = self.extract.last_inference_s
-        for post, ex in zip(posts, extracted, strict=True):
+        extraction = self.extract.run(extractor, posts)
+        result.inference_s = extraction.inference_s
+        works = not extraction.failed or self.model_works(extractor)
+        if extraction.failed and works:
+            extraction = self._retry_failed(extractor, posts, extraction)
+        if extraction.failed and not works:
+            first = next(r for r in extraction.results if isinstance(r, BaseException))
+            raise ModelFailing(
+                f"model {extractor.model_id} failed on {extraction.failed} of {len(posts)} posts and on a known-good "
+                f"canary post ({first!r}): the model is broken, not the input",
+                "the worker holds the batch (not ready, nothing committed) and retries; "
+                "check the device (CUDA out of memory?) or publish a working version.",
+            ) from first
+        for post, ex in zip(posts, extraction.results, strict=True):
             if not isinstance(ex, Extracted):
                 err = ModelError(f"model {extractor.model_id} failed on this post: {ex}")
                 err.__cause__ = ex
@@ -165,57 +213,3 @@ def _where(m: Message) -> str:
 
 def _internal(exc: BaseException) -> str:
     return f"the worker failed on this message ({type(exc).__name__}: {exc}); please report it with this dead letter"
-
-
-def batched(messages: Iterable[Message], size: int) -> Iterator[list[Message]]:
-    """Consecutive batches of ``size`` messages."""
-    batch: list[Message] = []
-    for m in messages:
-        batch.append(m)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def run_messages(pipeline: Pipeline, messages: Iterable[Message], batch_size: int = 32) -> dict[str, Any]:
-    """Run the pipeline in-process over ``messages`` (no broker): counts and timings, for benchmarks."""
-    t0 = time.perf_counter()
-    n_in = n_out = n_dlq = mentions = 0
-    inference = 0.0
-    for batch in batched(messages, batch_size):
-        r = pipeline.process(batch)
-        n_in += len(batch)
-        n_out += len(r.outputs)
-        n_dlq += len(r.dlq)
-        mentions += r.mentions
-        inference += r.inference_s
-    wall = time.perf_counter() - t0
-    return {
-        "messages": n_in,
-        "outputs": n_out,
-        "dlq": n_dlq,
-        "mentions": mentions,
-        "inference_s": round(inference, 4),
-        "wall_s": round(wall, 4),
-        "posts_per_s": round(n_in / wall, 2) if wall > 0 else 0.0,
-    }
-
-
-def messages_from_jsonl(lines: Iterable[bytes | str], topic: str = "file", partition: int = 0) -> Iterator[Message]:
-    """Messages from JSONL lines (blank lines skipped; offsets = line index)."""
-    for i, line in enumerate(lines):
-        raw = line.encode("utf-8") if isinstance(line, str) else line
-        raw = raw.rstrip(b"\r\n")
-        if not raw.strip():
-            continue
-        key = None
-        try:
-            obj = json.loads(raw)
-            if isinstance(obj, dict):
-                pid = post_id(obj)
-                key = pid.encode() if pid is not None else None
-        except (ValueError, RecursionError):  # the pipeline dead-letters it with a reason
-            pass
-        yield Message(raw, topic, partition, i, key)

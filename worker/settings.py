@@ -7,18 +7,30 @@ Secrets (the SASL password, the SSL key password) come from the environment only
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import threading
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from lmr.config import redact, redact_url, secret_from_env
 from lmr.errors import ConfigError
+from worker.retry import Backoff
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 SASL_PASSWORD_ENV = "LMR_SASL_PASSWORD"
 SSL_KEY_PASSWORD_ENV = "LMR_SSL_KEY_PASSWORD"
+
+
+def parse_file_url(value: str, flag: str) -> Path:
+    """``file:PATH`` -> ``PATH``: the one parser of the file source/sink/DLQ URLs."""
+    scheme, sep, rest = value.partition(":")
+    if scheme != "file" or not sep or not rest:
+        raise ConfigError(
+            f"{flag} {value!r} is not understood.", f"use {flag} file:PATH, or leave it out to use Kafka."
+        )
+    return Path(rest)
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,7 @@ class WorkerSettings:
     retry_backoff_max_s: float = 30.0
     flush_timeout_s: float = 10.0
     max_messages: int = 0  # stop after this many input messages (0 = run until stopped)
-    idle_exit_s: float = 0.0  # stop after this long without input (0 = never)
+    idle_exit_s: float = 0.0  # stop after this long without input while partitions are assigned (0 = never)
     log_level: str = "INFO"
     log_format: str = "plain"
 
@@ -229,18 +241,25 @@ class WorkerSettings:
             )
         if not 0 <= self.metrics_port < 65536:
             raise ConfigError(f"--metrics-port {self.metrics_port} is not a port.", "use 0 (off) or 1..65535.")
-        for name in ("source", "sink", "dlq"):
-            value = getattr(self, name)
-            if value is not None and not value.startswith("file:"):
-                raise ConfigError(
-                    f"--{name} {value!r} is not understood.", f"use --{name} file:PATH, or leave it out to use Kafka."
-                )
-        if (self.source is None) != (self.sink is None):
+        paths = [self.source_path, self.sink_path, self.dlq_path]  # each parses its URL (ConfigError if bad)
+        if (paths[0] is None) != (paths[1] is None):
             raise ConfigError(
                 "--source and --sink go together.", "pass both file:IN.jsonl and file:OUT.jsonl, or neither (Kafka)."
             )
-        if self.source is not None and not Path(self.source[5:]).is_file():
-            raise ConfigError(f"Input file {self.source[5:]} does not exist.", "pass --source file:EXISTING.jsonl.")
+        if paths[0] is not None and not paths[0].is_file():
+            raise ConfigError(f"Input file {paths[0]} does not exist.", "pass --source file:EXISTING.jsonl.")
+        if self.max_chunks < 1:
+            raise ConfigError(
+                f"--max-chunks must be at least 1, not {self.max_chunks}.",
+                "use 1 or more windows per post (the default reads 16).",
+            )
+        if self.kafka.acks != "all" and not paths[0]:
+            raise ConfigError(
+                f"--acks {self.kafka.acks} breaks at-least-once: the worker commits input offsets once its output is "
+                "acknowledged, and with acks=0 nothing is acknowledged, with acks=1 only the partition leader "
+                "holds the event (lost if it fails before replicating).",
+                "use --acks all (the default).",
+            )
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"--threshold must be in (0, 1), not {self.threshold}.", None)
 
@@ -248,18 +267,28 @@ class WorkerSettings:
     def file_mode(self) -> bool:
         return self.source is not None
 
+    @property
+    def source_path(self) -> Path | None:
+        return None if self.source is None else parse_file_url(self.source, "--source")
+
+    @property
+    def sink_path(self) -> Path | None:
+        return None if self.sink is None else parse_file_url(self.sink, "--sink")
+
+    @property
+    def dlq_path(self) -> Path | None:
+        return None if self.dlq is None else parse_file_url(self.dlq, "--dlq")
+
+    def backoff(self, stop: threading.Event | None = None) -> Backoff:
+        """A fresh retry policy (``--retry-backoff-s`` doubling up to ``--retry-backoff-max-s``)."""
+        return Backoff(self.retry_backoff_s, self.retry_backoff_max_s, stop or threading.Event())
+
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: no secrets."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "kafka"}
         out["geocoder_url"] = redact_url(self.geocoder_url)
         out["kafka"] = redact({f.name: getattr(self.kafka, f.name) for f in fields(self.kafka)})
         return out
-
-    def with_(self, **changes: Any) -> WorkerSettings:
-        """A copy with some fields changed (``kafka`` keys go to the Kafka settings)."""
-        kafka_keys = {f.name for f in fields(KafkaSettings)}
-        k = {key: changes.pop(key) for key in list(changes) if key in kafka_keys}
-        return replace(self, kafka=replace(self.kafka, **k) if k else self.kafka, **changes)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> WorkerSettings:
@@ -273,3 +302,12 @@ class WorkerSettings:
         if params.get("dlq_topic") == "":
             own["dlq_topic"] = None
         return cls(kafka=KafkaSettings(**kafka_kw), **own)
+
+
+def default(name: str) -> Any:
+    """The default of a settings field (worker or Kafka): the one place each default is stated."""
+    for cls in (WorkerSettings, KafkaSettings):
+        for f in fields(cls):
+            if f.name == name and f.default is not MISSING:
+                return f.default
+    raise KeyError(name)

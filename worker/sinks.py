@@ -7,18 +7,24 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from lmr.errors import BrokerError
 from worker.connect import connect
-from worker.events import OutRecord, kafka_fields
+from worker.events import H_REASON, OutRecord, fit_dead_letter, kafka_fields
+from worker.retry import Backoff
 from worker.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
+    """Where a batch's events and dead letters go; ``healthy`` is False while delivery is failing."""
+
+    healthy: bool
+
     def deliver(
         self, outputs: Sequence[OutRecord], dlq: Sequence[OutRecord], *, give_up: Callable[[], bool]
     ) -> bool: ...
@@ -30,6 +36,7 @@ class FileSink:
     """Events as JSONL; dead letters as JSONL objects with the reason, the source and the original value."""
 
     def __init__(self, path: str | Path, dlq_path: str | Path | None = None) -> None:
+        self.healthy = True
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._out: IO[bytes] = self.path.open("ab")
@@ -61,14 +68,52 @@ class FileSink:
             self._dlq.close()
 
 
+SEND_BLOCK_MS = 1_000  # longest one send() may wait for metadata or buffer space (not the flush timeout)
+WAIT_SLICE_S = 0.5  # waits and flushes run in slices: a stopping worker is held at most about this long
+
+
+@dataclass
+class _Pending:
+    """One record on its way: its topic, the future of its send (or the error), how often it was cut to fit."""
+
+    topic: str
+    record: OutRecord
+    future: Any
+    shrinks: int = 0
+
+    def error(self) -> BaseException | None:
+        """The send's error, None if acknowledged or still in flight."""
+        if isinstance(self.future, BaseException):
+            return self.future
+        if self.future.is_done and self.future.failed():
+            exc: BaseException = self.future.exception
+            return exc
+        return None
+
+    def acknowledged(self) -> bool:
+        return not isinstance(self.future, BaseException) and self.future.is_done and not self.future.failed()
+
+
+def _too_large(exc: BaseException | None) -> bool:
+    from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
+    return isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError)
+
+
 class KafkaSink:
     """Produces events and dead letters; :meth:`deliver` returns only once the broker acknowledged all of them.
 
-    Failed sends are retried with exponential backoff (the caller does not poll or
-    commit meanwhile, so consumption pauses). After a fatal producer error (e.g. the
-    idempotent producer's id is unknown to a restarted broker), or every few failed
-    rounds, the producer is rebuilt and everything unacknowledged is sent again.
-    ``give_up()`` lets a stopping worker leave with the work uncommitted.
+    Failed sends are retried with exponential backoff (the caller does not commit
+    meanwhile; ``idle()`` runs during the waits so the worker stays alive in its
+    group). After a fatal producer error (e.g. the idempotent producer's id is
+    unknown to a restarted broker), or every few failed rounds, the producer is
+    rebuilt and everything unacknowledged is sent again. A record refused as too
+    large (non-retriable) is never resent as it was: an event becomes an
+    ``event_too_large`` dead letter of its input, a dead letter is cut to fit
+    (``lmr.original.bytes`` keeps the size), then sent with no value at all, then
+    dropped with an error log: at most three tries. ``give_up()`` lets a stopping
+    worker leave with the work uncommitted; no send, flush or wait holds it longer
+    than about a second past that.
     """
 
     REBUILD_EVERY = 5
@@ -79,29 +124,25 @@ class KafkaSink:
         output_topic: str,
         dlq_topic: str | None,
         *,
-        flush_timeout_s: float = 10.0,
-        backoff_s: float = 0.5,
-        backoff_max_s: float = 30.0,
+        flush_timeout_s: float,
+        backoff: Backoff,
         on_retry: Callable[[], None] | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
+        on_dead_letter: Callable[[str], None] | None = None,
+        idle: Callable[[], None] | None = None,
     ) -> None:
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic
         self.flush_timeout_s = flush_timeout_s
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        self.backoff = backoff
         self.on_retry = on_retry
+        self.on_dead_letter = on_dead_letter
+        self.idle = idle
         self.healthy = True
         self.rebuilds = 0
+        self.max_request_size = kafka.max_request_size
         self._bootstrap = kafka.bootstrap_servers
-        self._cfg = {**kafka.producer(), "max_block_ms": int(max(1.0, flush_timeout_s) * 1000)}
-        self.producer: Any = connect(
-            self._new_producer,
-            self._bootstrap,
-            should_stop=should_stop,
-            backoff_s=backoff_s,
-            backoff_max_s=backoff_max_s,
-        )
+        self._cfg = {**kafka.producer(), "max_block_ms": SEND_BLOCK_MS}
+        self.producer: Any = connect(self._new_producer, self._bootstrap, backoff=backoff)
 
     def _new_producer(self) -> Any:
         from kafka import KafkaProducer
@@ -122,71 +163,121 @@ class KafkaSink:
         except Exception as exc:
             log.warning("producer cannot be rebuilt yet (%s)", exc)
 
-    def _send(self, topic: str, r: OutRecord) -> Any:
-        if self.producer is None:
-            return BrokerError("no producer (broker unreachable)")
-        try:
-            value, key, headers = kafka_fields(r)
-            return self.producer.send(topic, value=value, key=key, headers=headers or None)
-        except Exception as exc:  # KafkaTimeoutError (no metadata), buffer full, producer closed...
-            return exc
+    def _send_all(self, items: list[_Pending]) -> None:
+        """Send every item; after a send times out (no metadata: broker down) the rest are not tried this round."""
+        from kafka.errors import KafkaTimeoutError
+
+        blocked: BaseException | None = None if self.producer is not None else BrokerError("no producer")
+        for item in items:
+            if blocked is not None:
+                item.future = blocked
+                continue
+            value, key, headers = kafka_fields(item.record)
+            try:
+                item.future = self.producer.send(item.topic, value=value, key=key, headers=headers or None)
+            except KafkaTimeoutError as exc:
+                item.future = blocked = exc
+            except Exception as exc:  # too large, buffer full, producer closed...
+                item.future = exc
+
+    def _flush(self, items: list[_Pending], give_up: Callable[[], bool]) -> None:
+        """Flush until everything is done, ``flush_timeout_s`` passed, or ``give_up()``."""
+        if self.producer is None or all(isinstance(i.future, BaseException) for i in items):
+            return
+        deadline = time.monotonic() + self.flush_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                self.producer.flush(timeout=max(0.0, min(WAIT_SLICE_S, left)))
+                return
+            except Exception as exc:  # KafkaTimeoutError: still in flight
+                log.debug("flush did not complete: %s", exc)
+            if left <= WAIT_SLICE_S or give_up():
+                return
+            if self.idle is not None:
+                self.idle()
+
+    def _wait(self, delay: float, give_up: Callable[[], bool]) -> None:
+        end = time.monotonic() + delay
+        while not give_up() and (left := end - time.monotonic()) > 0:
+            if self.idle is not None:
+                self.idle()
+            time.sleep(min(WAIT_SLICE_S, left))
+
+    def _reroute(self, item: _Pending) -> _Pending | None:
+        """The bounded answer to a record refused as too large (see the class docstring); None = dropped."""
+        if self.dlq_topic is None or item.shrinks >= 2:
+            log.error(
+                "record for %s/%d@%d refused as too large even as a %d-byte dead letter; dropped (%s)",
+                item.record.source.topic,
+                item.record.source.partition,
+                item.record.source.offset,
+                len(item.record.value or b""),
+                "no --dlq-topic" if self.dlq_topic is None else "the broker's size limit is below the headers",
+            )
+            return None
+        fitted = fit_dead_letter(item.record, self.max_request_size if item.shrinks == 0 else 0)
+        reason = next((v or b"").decode() for k, v in fitted.headers if k == H_REASON)
+        log.warning(
+            "record for %s/%d@%d is too large (%s); sending a %d-byte %s dead letter instead",
+            item.record.source.topic,
+            item.record.source.partition,
+            item.record.source.offset,
+            item.error(),
+            len(fitted.value or b""),
+            reason,
+        )
+        if item.topic != self.dlq_topic and self.on_dead_letter is not None:
+            self.on_dead_letter(reason)
+        return _Pending(self.dlq_topic, fitted, None, item.shrinks + 1)
 
     def deliver(self, outputs: Sequence[OutRecord], dlq: Sequence[OutRecord], *, give_up: Callable[[], bool]) -> bool:
         """Send, flush and check every record; retry failures until acknowledged or ``give_up()``."""
-        todo: list[tuple[str, OutRecord]] = [(self.output_topic, r) for r in outputs]
+        todo = [_Pending(self.output_topic, r, None) for r in outputs]
         if self.dlq_topic:
-            todo += [(self.dlq_topic, r) for r in dlq]
+            todo += [_Pending(self.dlq_topic, r, None) for r in dlq]
         elif dlq:
             log.warning("%d dead letters dropped: no --dlq-topic configured", len(dlq))
-        inflight = [(t, r, self._send(t, r)) for t, r in todo]
-        delay = self.backoff_s
-        attempt = 0
+        self._send_all(todo)
+        backoff = Backoff(self.backoff.initial_s, self.backoff.max_s)
         while True:
-            if self.producer is not None and any(not isinstance(f, BaseException) for _, _, f in inflight):
-                try:
-                    self.producer.flush(timeout=self.flush_timeout_s)
-                except Exception as exc:  # KafkaTimeoutError: still in flight
-                    log.debug("flush did not complete: %s", exc)
-            left: list[tuple[str, OutRecord, Any]] = []
-            errors: list[BaseException] = []
-            for t, r, f in inflight:
-                if isinstance(f, BaseException):
-                    left.append((t, r, f))
-                    errors.append(f)
-                elif not f.is_done:
-                    left.append((t, r, f))
-                elif f.failed():
-                    left.append((t, r, f.exception))
-                    errors.append(f.exception)
+            self._flush(todo, give_up)
+            rerouted = [self._reroute(i) for i in todo if _too_large(i.error())]
+            if rerouted:  # non-retriable: replaced at once, not retried as they were
+                fresh = [i for i in rerouted if i is not None]
+                self._send_all(fresh)
+                todo = [i for i in todo if not _too_large(i.error())] + fresh
+                continue
+            left = [i for i in todo if not i.acknowledged()]
             if not left:
                 if not self.healthy:
                     log.info("broker acknowledged the pending records again; resuming consumption")
                 self.healthy = True
                 return True
             self.healthy = False
-            attempt += 1
+            errors = [e for e in (i.error() for i in left) if e is not None]
             if give_up():
                 log.error("giving up on %d unacknowledged records while stopping; offsets stay uncommitted", len(left))
                 return False
             log.warning(
-                "%d of %d records not acknowledged by the broker (%s); consumption paused, nothing committed; "
-                "retry %d in %.1fs",
+                "%d of %d records not acknowledged by the broker (%s); nothing committed; retry %d in %.1fs",
                 len(left),
                 len(todo),
                 repr(errors[0]) if errors else "flush timed out",
-                attempt,
-                delay,
+                backoff.attempt + 1,
+                backoff.delay,
             )
             if self.on_retry is not None:
                 self.on_retry()
-            time.sleep(delay)
-            delay = min(self.backoff_max_s, delay * 2)
+            self._wait(backoff.delay, give_up)
+            backoff.attempt += 1
             fatal = any(not getattr(e, "retriable", False) and not isinstance(e, BrokerError) for e in errors)
-            if self.producer is None or fatal or attempt % self.REBUILD_EVERY == 0:
+            if self.producer is None or fatal or backoff.attempt % self.REBUILD_EVERY == 0:
                 self._rebuild()
-                inflight = [(t, r, self._send(t, r)) for t, r, _ in left]
+                self._send_all(left)
             else:  # resend what failed; what is merely slow stays in flight
-                inflight = [(t, r, self._send(t, r) if isinstance(f, BaseException) else f) for t, r, f in left]
+                self._send_all([i for i in left if i.error() is not None])
+            todo = left
 
     def close(self, timeout_s: float = 5.0) -> None:
         if self.producer is None:

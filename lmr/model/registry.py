@@ -8,7 +8,14 @@ Layout::
 
 A version is written into a hidden temporary directory, hashed, renamed into
 place, and only then is ``LATEST`` replaced (atomically), so a reader never sees
-a partial model. Loading verifies every file against ``manifest.json``.
+a partial model.
+
+Loading from a registry trusts nothing it has not checked: ``LATEST`` must name a
+version directory inside that registry (a plain version name, no path), a
+version directory must hold ``manifest.json`` (a directory next to a ``LATEST``
+is never loaded as a plain GLiNER folder), and every file in the version
+directory must be listed in the manifest with its sha256 (an unlisted file, such
+as an extra ``tokenizer.json``, fails verification just as a modified one does).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ MANIFEST = "manifest.json"
 LATEST = "LATEST"
 SCHEMA_VERSION = 1
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
+_FIX = "re-publish the model (lmr-trainer run / lmr-trainer publish) or point at another version."
 
 
 @dataclass(frozen=True)
@@ -149,34 +158,89 @@ def set_latest(model_dir: Path, version: str) -> None:
 
 
 def read_latest(model_dir: str | Path) -> str | None:
-    """The version ``REGISTRY/NAME/LATEST`` names, or None."""
+    """The version ``REGISTRY/NAME/LATEST`` names, or None when there is no LATEST.
+
+    Raises :class:`CorruptModelError` when LATEST is not UTF-8 or names anything but a plain version
+    directory inside ``model_dir`` (``../x``, ``/abs/path``, ``v1/sub``); other read errors
+    (permissions, a stale network mount) propagate as :class:`OSError`.
+    """
     f = Path(model_dir) / LATEST
     try:
-        return f.read_text(encoding="utf-8").strip() or None
+        raw = f.read_bytes()
     except FileNotFoundError:
         return None
+    try:
+        version = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise CorruptModelError(f"{f} is not UTF-8 text.", "write the version name, e.g. `v3`, into it.") from exc
+    if not version:
+        return None
+    if not _VERSION_NAME.fullmatch(version):
+        raise CorruptModelError(
+            f"{f} names {version[:80]!r}, which is not a version of this registry.",
+            "LATEST must hold a version directory name such as `v3` (no path); re-publish or fix it.",
+        )
+    return version
+
+
+def _check_listed(directory: Path, files: dict[str, Any]) -> None:
+    """Every file in the version directory must be in the manifest (an unlisted file could change behaviour)."""
+    for p in sorted(directory.rglob("*")):
+        if p.is_dir() or (p.name == MANIFEST and p.parent == directory):
+            continue
+        rel = p.relative_to(directory).as_posix()
+        if rel not in files:
+            raise CorruptModelError(
+                f"{directory}: file {rel} is not listed in {MANIFEST} (added after publishing?).",
+                "remove it, or re-publish the model so the manifest covers every file.",
+            )
 
 
 def verify(directory: Path) -> dict[str, Any]:
-    """Check ``manifest.json`` and every file's sha256; raise CorruptModelError if anything is off."""
+    """Check ``manifest.json``, every listed file's sha256 and that no unlisted file is present.
+
+    Raises CorruptModelError if anything is off.
+    """
     mf = directory / MANIFEST
-    fix = "re-publish the model (lmr-trainer run / lmr-trainer publish) or point at another version."
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise CorruptModelError(f"{directory} has no {MANIFEST}: the version is partial.", fix) from exc
+        raise CorruptModelError(f"{directory} has no {MANIFEST}: the version is partial.", _FIX) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptModelError(f"{mf} is not valid JSON: {exc}.", fix) from exc
+        raise CorruptModelError(f"{mf} is not valid JSON: {exc}.", _FIX) from exc
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files or manifest.get("schema_version") != SCHEMA_VERSION:
-        raise CorruptModelError(f"{mf} lacks a file list or has an unknown schema_version.", fix)
+        raise CorruptModelError(f"{mf} lacks a file list or has an unknown schema_version.", _FIX)
+    root = directory.resolve()
     for rel, meta in files.items():
         p = directory / rel
+        if not p.resolve().is_relative_to(root):
+            raise CorruptModelError(f"{mf} lists {rel!r}, outside the version directory.", _FIX)
         if not p.is_file():
-            raise CorruptModelError(f"{directory}: file {rel} listed in the manifest is missing.", fix)
-        if sha256_file(p) != meta.get("sha256"):
-            raise CorruptModelError(f"{directory}: file {rel} fails its sha256 check (corrupt or modified).", fix)
+            raise CorruptModelError(f"{directory}: file {rel} listed in the manifest is missing.", _FIX)
+        if not isinstance(meta, dict) or sha256_file(p) != meta.get("sha256"):
+            raise CorruptModelError(f"{directory}: file {rel} fails its sha256 check (corrupt or modified).", _FIX)
+    _check_listed(directory, files)
     return manifest
+
+
+def in_registry(directory: Path) -> bool:
+    """Whether ``directory`` is a version slot of a registry (its parent holds ``LATEST``)."""
+    return (directory.parent / LATEST).is_file()
+
+
+def version_ref(model_dir: Path, version: str) -> ModelRef:
+    """The published version ``version`` of ``REGISTRY/NAME``: it must be a directory with a manifest."""
+    if not _VERSION_NAME.fullmatch(version):
+        raise CorruptModelError(f"{version[:80]!r} is not a version name of {model_dir}.", _FIX)
+    d = model_dir / version
+    if not d.is_dir():
+        raise CorruptModelError(f"{model_dir}/{LATEST} names {version}, but {d} does not exist.", _FIX)
+    if not (d / MANIFEST).is_file():
+        raise CorruptModelError(
+            f"{d} has no {MANIFEST}: a registry version is loaded only once it is sealed (partial copy?).", _FIX
+        )
+    return ModelRef(str(d), "version", model_dir.name, version)
 
 
 def resolve(ref: str) -> ModelRef:
@@ -187,7 +251,9 @@ def resolve(ref: str) -> ModelRef:
             return ModelRef(str(p), "version", p.parent.name, p.name)
         latest = read_latest(p)
         if latest is not None:
-            return ModelRef(str(p / latest), "version", p.name, latest)
+            return version_ref(p, latest)
+        if in_registry(p):
+            return version_ref(p.parent, p.name)  # refuses a version directory without a manifest
         if (p / "gliner_config.json").is_file():
             return ModelRef(str(p), "plain", p.name, "")
         if any(c.name.startswith(".v") for c in p.iterdir()) or any(
