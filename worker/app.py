@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from lmr.errors import BrokerError
+from lmr.model.dedup import TextCache
 from worker.extract import ExtractStage
 from worker.geocode_stage import GeoStage, build_geo_stage
 from worker.metrics import Health, Metrics, MetricsServer
@@ -108,6 +109,7 @@ class Worker:
             self.server = MetricsServer(self.metrics, self.health, s.metrics_host, s.metrics_port).start()
         models = self._models or ModelManager(s.model, loader=self.loader, check_s=s.reload_check_s)
         self.metrics.model.info({"model": models.current.model_id, "ref": s.model, "runtime": _runtime(models)})
+        self.metrics.set_runtime(models.current)
         geo = self._geo or build_geo_stage(
             s.geocoder,
             url=s.geocoder_url,
@@ -123,6 +125,7 @@ class Worker:
                 chunk_words=s.chunk_words,
                 chunk_overlap=s.chunk_overlap,
                 max_chunks=s.max_chunks,
+                text_cache=self.metrics.watch_text_cache(TextCache(s.text_cache_size)) if s.text_cache_size else None,
             ),
             geo=geo,
             options=PipelineOptions(text_field=s.text_field, id_field=s.id_field, max_text_bytes=s.max_text_bytes,
@@ -280,6 +283,7 @@ class Worker:
                 self.metrics.model_reloads.inc()
                 self.metrics.model.info({"model": models.current.model_id, "ref": s.model,
                                          "runtime": _runtime(models)})  # fmt: skip
+                self.metrics.set_runtime(models.current)
             room = s.batch_size - len(self._pending)
             if s.max_messages:
                 room = min(room, s.max_messages - self.processed - len(self._pending))

@@ -11,12 +11,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from lmr.model.dedup import TextCache
 from worker.status import MapCache, RecentPlaces, page_html, status
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,19 @@ class Metrics:
             ["topic", "partition"], registry=r,
         )  # fmt: skip
         self.recent = RecentPlaces()  # the last resolved mentions, for the status page's map
+        self.runtime = Info("lmr_worker_runtime", "The inference runtime and how auto chose it.", registry=r)
+        self.runtime_candidate_rate = Gauge(
+            "lmr_worker_runtime_candidate_posts_per_second",
+            "Speed of each runtime auto measured on the calibration set.",
+            ["runtime"],
+            registry=r,
+        )
+        self.runtime_candidate_agreement = Gauge(
+            "lmr_worker_runtime_candidate_agreement_f1",
+            "Span F1 of each runtime auto measured against the exact runtime on the calibration set.",
+            ["runtime"],
+            registry=r,
+        )
         self._rate: float | None = None
 
     def observe_rate(self, n: int, seconds: float) -> None:
@@ -106,6 +121,34 @@ class Metrics:
         self.lag.clear()
         for (t, p), end in end_offsets.items():
             self.lag.labels(t, str(p)).set(max(0, end - committed.get((t, p), 0)))
+    def set_runtime(self, extractor: Any) -> None:
+        """The extractor's runtime and, when ``auto`` chose it, the figures it chose on."""
+        choice = getattr(extractor, "runtime_choice", None)
+        info = {"runtime": str(getattr(extractor, "runtime", "")), "chosen_by": "auto" if choice else "setting"}
+        if choice is not None:
+            info |= {"reason": choice.reason, "cached": str(choice.cached), "probe_seconds": str(choice.seconds)}
+            for c in choice.candidates:
+                self.runtime_candidate_rate.labels(c.runtime).set(c.posts_per_s)
+                self.runtime_candidate_agreement.labels(c.runtime).set(c.agreement_f1)
+        self.runtime.info(info)
+
+    def watch_text_cache(self, cache: TextCache) -> TextCache:
+        """Export ``cache``'s hits and lookups (``lmr_worker_text_cache_*``); returns the cache."""
+
+        class Collector:
+            def collect(self) -> Iterator[Any]:
+                st = cache.stats()
+                yield CounterMetricFamily(
+                    "lmr_worker_text_cache_hits", "Posts (or windows) whose text was already read.", st["hits"]
+                )
+                yield CounterMetricFamily(
+                    "lmr_worker_text_cache_lookups", "Posts (or windows) looked up in the text cache.", st["lookups"]
+                )
+                yield GaugeMetricFamily("lmr_worker_text_cache_hit_ratio", "Hits / lookups so far.", st["hit_rate"])
+                yield GaugeMetricFamily("lmr_worker_text_cache_entries", "Distinct texts held.", st["size"])
+
+        self.registry.register(Collector())
+        return cache
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
