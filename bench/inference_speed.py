@@ -94,6 +94,7 @@ def main() -> None:
         "--micro-batch", type=int, default=0, help="time arrival-order chunks of N posts (the worker's way)"
     )
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--gold-posts", type=int, default=0, help="score F1 on the first N dev posts only (0 = all)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.threads:
@@ -102,6 +103,7 @@ def main() -> None:
     stream = [str(p["text"]) for p in unlabeled_posts(a.speed_posts)]
     stream_words = [split_words(t) for t in stream]
     gold = read_examples([str(idr / "lmr" / "*" / "dev.jsonl")])
+    gold = gold[: a.gold_posts] if a.gold_posts else gold
     gold_texts = [e.text for e in gold]
     gold_words = [split_words(t) for t in gold_texts]
     chosen = [

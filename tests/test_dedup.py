@@ -95,3 +95,36 @@ def test_real_model_retweet_offsets(tiny_model: Path) -> None:
         shift = post.index(core)
         assert [(m.start - shift, m.end - shift) for m in ms] == [(m.start, m.end) for m in direct]
         assert all(post[m.start : m.end] == m.text for m in ms)
+
+
+def test_worker_reads_a_retweet_once_and_reports_the_hit_rate(tiny_model: Path) -> None:
+    import json
+
+    from worker.extract import ExtractStage
+    from worker.metrics import Metrics
+    from worker.models import ModelManager
+    from worker.parse import Message
+    from worker.pipeline import Pipeline
+
+    metrics = Metrics()
+    cache = metrics.watch_text_cache(TextCache(10))
+    pipe = Pipeline(ModelManager(str(tiny_model)), extract=ExtractStage(threshold=0.01, text_cache=cache))
+    core = "Evacuations ordered along the Guadalupe River near Victoria"
+    texts = [
+        core,
+        f"RT @kvue: {core}",
+        "Power out across Florida after the storm",
+        f"RT @x: RT @y: {core} https://t.co/q",
+    ]
+    msgs = [Message(json.dumps({"id": str(i), "text": t}).encode(), "in", 0, i) for i, t in enumerate(texts)]
+    events = [json.loads(r.value) for r in pipe.process(msgs).outputs]
+    assert cache.stats()["hits"] == 2 and cache.stats()["lookups"] == 4
+    first = [(loc["start"], loc["end"]) for loc in events[0]["locations"]]
+    assert first  # the tiny model finds something at this threshold
+    for ev in events:
+        for loc in ev["locations"]:
+            assert ev["text"][loc["start"] : loc["end"]] == loc["text"]
+    shift = texts[1].index(core)
+    assert [(loc["start"] - shift, loc["end"] - shift) for loc in events[1]["locations"]] == first
+    page = metrics.render().decode()
+    assert "lmr_worker_text_cache_hits_total 2.0" in page and "lmr_worker_text_cache_hit_ratio 0.5" in page

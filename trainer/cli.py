@@ -402,7 +402,7 @@ def calibrate_cmd(model: str, data: tuple[str, ...], posts: int, text_field: str
                     texts.append(obj[text_field])
         if not texts:
             raise DataError(f"No posts with a string field {text_field!r} in {', '.join(files)}.", "pass --text-field.")
-        ex = load_extractor(model, runtime="torch")
+        ex = load_extractor(model, runtime="fused")  # exact (tested equal to plain GLiNER), and faster
         cal = calibration.build(ex, texts, posts)
         out = calibration.cached_path(ex.path)
         cal.save(out)

@@ -51,11 +51,13 @@ class AutoOptions:
 
     @classmethod
     def from_env(cls) -> AutoOptions:
-        """``LMR_RUNTIME_PROBE=0`` skips measuring; ``LMR_RUNTIME_EXCLUDE=a,b`` leaves candidates out."""
+        """``LMR_RUNTIME_PROBE=0`` skips measuring; ``LMR_RUNTIME_EXCLUDE=a,b`` leaves candidates out;
+        ``LMR_RUNTIME_BUDGET_S`` sets the start-up budget."""
         probe = os.environ.get("LMR_RUNTIME_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
         ex = os.environ.get("LMR_RUNTIME_EXCLUDE")
         exclude = DEFAULT_EXCLUDE if ex is None else tuple(x.strip() for x in ex.split(",") if x.strip())
-        return cls(probe=probe, exclude=exclude)
+        budget = float(os.environ.get("LMR_RUNTIME_BUDGET_S", "") or cls.budget_s)
+        return cls(probe=probe, exclude=exclude, budget_s=budget)
 
 
 @dataclass
@@ -92,12 +94,15 @@ class RuntimeChoice:
 
     def summary(self) -> str:
         """One line for logs and benchmark output."""
-        figs = ", ".join(
-            f"{c.runtime} {c.posts_per_s:.0f} posts/s agree {c.agreement_f1:.3f}{'' if c.agrees else ' (rejected)'}"
-            for c in self.candidates
-        )
+        figs = ", ".join(_figures(c) for c in self.candidates)
         how = "cached" if self.cached else f"measured in {self.seconds:.1f} s"
         return f"auto -> {self.runtime} ({self.reason}; {how}{': ' + figs if figs else ''})"
+
+
+def _figures(c: Candidate) -> str:
+    if c.note:
+        return f"{c.runtime} {c.note}"
+    return f"{c.runtime} {c.posts_per_s:.1f} posts/s agree {c.agreement_f1:.3f}" + ("" if c.agrees else " (rejected)")
 
 
 def cpu_identity() -> str:
@@ -183,7 +188,7 @@ def choose(model_path: str, build: Build, options: AutoOptions | None = None) ->
         return RuntimeChoice(EXACT, "no calibration set: the exact runtime (write one: lmr-trainer calibrate)"), None
     choice, engine = _measure(cal, build, candidates(options), options.budget_s)
     choice.cpu = cpu_identity()
-    if options.use_cache:
+    if options.use_cache and not any(c.note for c in choice.candidates):  # a partial measurement is redone next time
         _write_cached(path, choice)
     return choice, engine
 
@@ -254,6 +259,7 @@ def calibrate(directory: Path, extractor: Any, texts: Sequence[str], *, measure:
         ex = Extractor(extractor.model, extractor.spec, runtime=rt)
         return lambda t, w: [[(m.start, m.end) for m in ms] for ms in ex.predict_words(w, t)], ex
 
-    choice, _ = _measure(cal, probe, candidates(AutoOptions.from_env()), AutoOptions().budget_s)
+    opts = AutoOptions.from_env()
+    choice, _ = _measure(cal, probe, candidates(opts), opts.budget_s)
     card["auto on the publishing machine"] = f"{choice.summary()} [{cpu_identity()}]"
     return card
