@@ -130,6 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat-share", type=float, default=0.0, help="share of repeated texts for the text-cache step (0 = skip)"
     )
     ap.add_argument("--repeat-posts", type=int, default=1000, help="posts of the repeated stream")
+    ap.add_argument("--repeat-rounds", type=int, default=4, help="interleaved cache/no-cache rounds")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args(argv)
 
@@ -390,10 +391,12 @@ def step_text_cache(b: Bench) -> None:
     seconds = {k: 0.0 for k in sides}
     got = {k: 0 for k in sides}
     try:
-        rounds = max(1, a.rounds)
+        rounds = max(1, a.repeat_rounds)
         size = -(-len(stream) // rounds)
         for r in range(rounds):
             chunk = stream[r * size : (r + 1) * size]
+            if not chunk:
+                break
 
             def side(k: str, chunk: list[dict[str, str]] = chunk) -> None:
                 t = time.perf_counter()
@@ -464,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         b = Bench(a, posts, ex, broker, producer, Path(tmp))
         b.res = {"cpu": cpu_name(), "posts": len(posts), "batch_size": a.batch_size, "model": a.model}
         b.res |= {"inference_batch_size": a.inference_batch_size, "runtime": ex.runtime, "runtime_choice": choice}
-        if a.rounds > 0:
+        if a.rounds > 0:  # 0 = skip the worker-vs-ceiling and latency steps
             proc, port = b.start_worker("bench.in", "bench.out", "bench", "worker.log")
             try:
                 step_worker_vs_ceiling(b, port)
