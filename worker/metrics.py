@@ -121,6 +121,7 @@ class Metrics:
         self.lag.clear()
         for (t, p), end in end_offsets.items():
             self.lag.labels(t, str(p)).set(max(0, end - committed.get((t, p), 0)))
+
     def set_runtime(self, extractor: Any) -> None:
         """The extractor's runtime and, when ``auto`` chose it, the figures it chose on."""
         choice = getattr(extractor, "runtime_choice", None)
