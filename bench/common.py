@@ -28,3 +28,16 @@ def unlabeled_posts(limit: int | None = None) -> list[dict[str, object]]:
             if line.strip():
                 posts.append(json.loads(line))
     return posts[:limit] if limit else posts
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``lscpu``'s), to print beside every figure."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()

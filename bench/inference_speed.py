@@ -17,9 +17,15 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
 * ``fused-bf16``: the same with bfloat16 copies of the encoder, LSTM and head;
 * ``fused-bf16-padded``: ``fused-bf16`` with GLiNER's padded encoder and packed LSTM (what the
   padding-free parts gain);
-* ``fused-int8``: + torch dynamic int8 encoder;
+* ``fused-int8``: the int8 runtime: padding-free BERT with per-channel int8 weights, GELU-fed layers in float32;
+* ``fused-int8-v1``: the int8 runtime before (per-tensor dynamic int8 of every linear layer, padded encoder);
 * ``onnx``: bucketing + fused head + ONNX Runtime encoder;
-* ``onnx-int8``: + ONNX Runtime dynamic int8 encoder.
+* ``onnx-int8``: + ONNX Runtime dynamic int8 encoder;
+* ``auto``: what ``--runtime auto`` picks here, measured afresh (its row names the runtime; its start-up
+  seconds are printed); ``auto-no-bf16``: the same with the bf16 candidate left out (CPUs without bf16).
+
+Beside posts/s each row gives the useful GFLOP/s it achieved and that as a share of the CPU's
+peak for the runtime's dtype, measured in the same run (:mod:`bench.flops`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from typing import Any
 
 import torch
 
-from bench.common import need_idrisi, unlabeled_posts
+from bench.common import cpu_name, need_idrisi, unlabeled_posts
+from bench.flops import measure_peak, runtime_dtype, useful_flops
 from lmr.model.extractor import load_extractor
 from lmr.readers import read_examples
 from lmr.scoring import SpanScorer
@@ -45,9 +52,35 @@ VARIANTS = [
     ("fused-bf16", "fused-bf16", True),
     ("fused-bf16-padded", "fused-bf16", True),
     ("fused-int8", "fused-int8", True),
+    ("fused-int8-v1", "fused-int8", True),
     ("onnx", "onnx", True),
     ("onnx-int8", "onnx-int8", True),
+    ("auto", "auto", True),
+    ("auto-no-bf16", "auto", True),
 ]
+
+
+def load_variant(model: str, label: str, runtime: str, threads: int) -> tuple[Any, float]:
+    """The extractor of one variant and its load time in seconds (for ``auto``: measured afresh, no cache)."""
+    from lmr.model.autotune import AutoOptions
+    from lmr.model.runtimes import FastEngine
+
+    auto = None
+    if runtime == "auto":
+        opts = AutoOptions.from_env()
+        exclude = opts.exclude + (("fused-bf16",) if label == "auto-no-bf16" else ())
+        auto = AutoOptions(probe=True, exclude=exclude, budget_s=opts.budget_s, use_cache=False)
+    t = time.perf_counter()
+    ex = load_extractor(model, runtime=runtime, threads=threads, auto=auto)
+    seconds = time.perf_counter() - t
+    if label.endswith("-padded"):
+        ex.engine = FastEngine(ex.model, runtime, threads=threads, padding_free=False)
+    elif label == "fused-int8-v1":
+        ex.engine = FastEngine(ex.model, "fused", threads=threads, padding_free=False)
+        ex.engine.encoder = torch.ao.quantization.quantize_dynamic(
+            ex.engine.encoder, {torch.nn.Linear}, dtype=torch.qint8
+        )
+    return ex, seconds
 
 
 def main() -> None:
@@ -61,6 +94,7 @@ def main() -> None:
         "--micro-batch", type=int, default=0, help="time arrival-order chunks of N posts (the worker's way)"
     )
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--gold-posts", type=int, default=0, help="score F1 on the first N dev posts only (0 = all)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.threads:
@@ -69,6 +103,7 @@ def main() -> None:
     stream = [str(p["text"]) for p in unlabeled_posts(a.speed_posts)]
     stream_words = [split_words(t) for t in stream]
     gold = read_examples([str(idr / "lmr" / "*" / "dev.jsonl")])
+    gold = gold[: a.gold_posts] if a.gold_posts else gold
     gold_texts = [e.text for e in gold]
     gold_words = [split_words(t) for t in gold_texts]
     chosen = [
@@ -78,11 +113,9 @@ def main() -> None:
     ]
     loaded = []
     for label, runtime, bucket in chosen:
-        ex = load_extractor(a.model, runtime=runtime, threads=a.threads)
-        if label.endswith("-padded"):
-            from lmr.model.runtimes import FastEngine
-
-            ex.engine = FastEngine(ex.model, runtime, threads=a.threads, padding_free=False)
+        ex, load_s = load_variant(a.model, label, runtime, a.threads)
+        if ex.runtime_choice is not None:
+            print(f"{label}: {ex.runtime_choice.summary()}; load {load_s:.1f} s in all", flush=True)
         ex.predict_words(stream_words[:64], stream[:64], batch_size=a.batch_size)  # warm-up
         loaded.append((label, ex, bucket))
     # Interleaved rounds (every variant once per round, order rotated) so that drift in the
@@ -98,39 +131,68 @@ def main() -> None:
                 )
             times[label].append(time.perf_counter() - t)
         print(f"round {r + 1}: " + ", ".join(f"{k} {len(stream) / v[-1]:.1f}" for k, v in times.items()), flush=True)
+    flops = useful_flops(loaded[0][1], stream)
+    peaks = {d: measure_peak(d) for d in sorted({runtime_dtype(ex.runtime) for _, ex, _ in loaded})}
     rows: list[dict[str, Any]] = []
+    scored: dict[str, dict[str, Any]] = {}  # F1 by runtime: auto's equals that of the runtime it picked
     for label, ex, bucket in loaded:
-        preds = ex.predict_words(gold_words, gold_texts, batch_size=a.batch_size, sort_by_length=bucket)
-        sc = SpanScorer()
-        for e, p in zip(gold, preds, strict=True):
-            sc.add(e.text, e.spans, p)
-        r = sc.result()
+        same = label.startswith("auto") or label == ex.runtime
+        score = scored.get(ex.runtime) if same else None
+        if score is None:
+            preds = ex.predict_words(gold_words, gold_texts, batch_size=a.batch_size, sort_by_length=bucket)
+            sc = SpanScorer()
+            for e, p in zip(gold, preds, strict=True):
+                sc.add(e.text, e.spans, p)
+            score = sc.result()
+            if same:
+                scored[ex.runtime] = score
+        seconds = statistics.median(times[label])
+        dtype = runtime_dtype(ex.runtime)
         rows.append(
             {
                 "variant": label,
-                "posts_per_s": round(len(stream) / statistics.median(times[label]), 1),
-                "f1": r["f1"],
-                "precision": r["precision"],
-                "recall": r["recall"],
+                "runtime": ex.runtime,
+                "posts_per_s": round(len(stream) / seconds, 1),
+                "gflops": round(flops / seconds / 1e9, 2),
+                "dtype": dtype,
+                "peak_gflops": round(peaks[dtype], 1),
+                "of_peak": round(flops / seconds / 1e9 / peaks[dtype], 3),
+                "f1": score["f1"],
+                "precision": score["precision"],
+                "recall": score["recall"],
             }
         )
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]
-    for r in rows:
-        r["speedup"] = round(r["posts_per_s"] / base["posts_per_s"], 2)
-        r["f1_delta"] = round(r["f1"] - base["f1"], 4)
+    for row in rows:
+        row["speedup"] = round(row["posts_per_s"] / base["posts_per_s"], 2)
+        row["f1_delta"] = round(row["f1"] - base["f1"], 4)
     if a.json:
         print(
-            json.dumps({"model": a.model, "batch_size": a.batch_size, "threads": torch.get_num_threads(), "rows": rows})
+            json.dumps(
+                {
+                    "model": a.model,
+                    "cpu": cpu_name(),
+                    "batch_size": a.batch_size,
+                    "threads": torch.get_num_threads(),
+                    "peak_gflops": peaks,
+                    "rows": rows,
+                }
+            )
         )
         return
     print(
         f"\nmodel {a.model}, batch {a.batch_size}, torch threads {torch.get_num_threads()}, "
         f"{len(stream)} unlabeled posts for speed, {len(gold)} dev posts for F1"
     )
-    print(f"{'variant':<18} {'posts/s':>8} {'speed-up':>9} {'F1':>7} {'ΔF1':>8}")
-    for r in rows:
-        print(f"{r['variant']:<18} {r['posts_per_s']:>8} {r['speedup']:>8}x {r['f1']:>7.4f} {r['f1_delta']:>+8.4f}")
+    print(f"CPU: {cpu_name()}; peak GFLOP/s measured here: " + ", ".join(f"{d} {v:.0f}" for d, v in peaks.items()))
+    print(f"{'variant':<18} {'runtime':<11} {'posts/s':>8} {'speed-up':>9} {'F1':>7} {'ΔF1':>8}", end="")
+    print(f" {'GFLOP/s':>8} {'of peak':>8}")
+    for row in rows:
+        print(
+            f"{row['variant']:<18} {row['runtime']:<11} {row['posts_per_s']:>8} {row['speedup']:>8}x {row['f1']:>7.4f} "
+            f"{row['f1_delta']:>+8.4f} {row['gflops']:>8} {100 * row['of_peak']:>7.1f}%"
+        )
 
 
 if __name__ == "__main__":

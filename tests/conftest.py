@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# auto measures runtimes once per model and CPU and caches the choice: keep that cache out of the home directory
+os.environ.setdefault("LMR_CACHE_DIR", tempfile.mkdtemp(prefix="lmr-test-cache-"))
 
 REPO = Path(__file__).resolve().parent.parent
 IDRISI = find_idrisi()  # tests never download it: where it is absent, they skip

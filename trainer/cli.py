@@ -310,6 +310,7 @@ def evaluate_cmd(
 @option("--threshold", type=float, default=None)
 @option("--batch-size", type=int, default=32, show_default=True)
 @option("--text-field", default="text", show_default=True)
+@option("--text-cache/--no-text-cache", default=True, show_default=True, help="Read each repeated text once.")
 @option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP)
 @option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 def predict_cmd(
@@ -319,6 +320,7 @@ def predict_cmd(
     threshold: float | None,
     batch_size: int,
     text_field: str,
+    text_cache: bool,
     runtime: str,
     device: str,
 ) -> None:
@@ -329,6 +331,7 @@ def predict_cmd(
       lmr-trainer predict registry/lmr-location posts.jsonl -o predicted.jsonl
     """
     from lmr.errors import DataError
+    from lmr.model.dedup import DEFAULT_SIZE, TextCache
     from lmr.model.extractor import load_extractor
 
     try:
@@ -347,7 +350,8 @@ def predict_cmd(
             else:
                 obj = {text_field: line}
             posts.append(obj)
-        preds = ex.predict([p[text_field] for p in posts], threshold=threshold, batch_size=batch_size)
+        cache = TextCache(DEFAULT_SIZE if text_cache else 0)
+        preds = cache.predict(ex, [p[text_field] for p in posts], threshold=threshold, batch_size=batch_size)
     except LmrError as exc:
         fail(exc)
         return
@@ -359,6 +363,53 @@ def predict_cmd(
     finally:
         if out is not sys.stdout:
             out.close()
+
+
+@main.command("calibrate")
+@click.argument("model")
+@click.argument("data", nargs=-1, required=True)
+@option("--posts", type=int, default=200, show_default=True, help="Posts in the calibration set.")
+@option("--text-field", default="text", show_default=True)
+def calibrate_cmd(model: str, data: tuple[str, ...], posts: int, text_field: str) -> None:
+    """Write the calibration set `--runtime auto` measures on, for MODEL published without one.
+
+    DATA are JSONL files (globs allowed) of posts like those the model will read: training posts,
+    never the posts you evaluate on. The set (a seeded sample of DATA and the exact runtime's spans)
+    goes into lmr's cache directory ($LMR_CACHE_DIR, else ~/.cache/lmr); models published by
+    `lmr-trainer run` ship their own.
+
+    \b
+    Example:
+      lmr-trainer calibrate registry/lmr-location '../shared/data/idrisi/lmr/*/train.jsonl'
+    """
+    import glob
+
+    from lmr.errors import DataError
+    from lmr.model import calibration
+    from lmr.model.extractor import load_extractor
+
+    try:
+        files = sorted({f for d in data for f in (glob.glob(d) or [d])})
+        texts: list[str] = []
+        for f in files:
+            try:
+                lines = Path(f).read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise DataError(f"Cannot read {f}: {exc.strerror}.", "pass JSONL files of posts.") from exc
+            for line in lines:
+                obj = json.loads(line) if line.lstrip().startswith("{") else {}
+                if isinstance(obj.get(text_field), str):
+                    texts.append(obj[text_field])
+        if not texts:
+            raise DataError(f"No posts with a string field {text_field!r} in {', '.join(files)}.", "pass --text-field.")
+        ex = load_extractor(model, runtime="fused")  # exact (tested equal to plain GLiNER), and faster
+        cal = calibration.build(ex, texts, posts)
+        out = calibration.cached_path(ex.path)
+        cal.save(out)
+    except LmrError as exc:
+        fail(exc)
+        return
+    click.echo(f"calibration set: {len(cal.texts)} posts, {sum(map(len, cal.spans))} spans -> {out}")
 
 
 def _add_crossval() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lmr.errors import ConfigError, ModelError, ModelNotFoundError
-from lmr.model import registry
+from lmr.model import autotune, registry
 from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
 from lmr.readers import Example, read_examples
 from lmr.words import Word, split_words
@@ -263,7 +263,7 @@ def fit(p: Prepared) -> Fitted:
 
 
 def _inference_info(model: Any, spec: ModelSpec) -> dict[str, Any]:
-    from lmr.model.runtimes import DEFAULT_CPU_RUNTIME, DEFAULT_GPU_RUNTIME, RUNTIMES
+    from lmr.model.runtimes import DEFAULT_GPU_RUNTIME, RUNTIMES
 
     return {
         "max_width (words per span)": int(model.config.max_width),
@@ -271,7 +271,7 @@ def _inference_info(model: Any, spec: ModelSpec) -> dict[str, Any]:
         "case markers": spec.case_markers,
         "flat NER": spec.flat_ner,
         "runtimes (chosen at load time: --runtime)": ", ".join(RUNTIMES),
-        "default runtime": f"{DEFAULT_CPU_RUNTIME} on CPU, {DEFAULT_GPU_RUNTIME} on CUDA",
+        "default runtime (auto)": f"measured at load on CPU (lmr.model.autotune), {DEFAULT_GPU_RUNTIME} on CUDA",
         "batching": "posts sorted by length inside each batch; optional token budget per batch",
     }
 
@@ -286,6 +286,7 @@ def publish(p: Prepared, f: Fitted) -> Path | None:
         def write(d: Path) -> None:
             f.model.save_pretrained(str(d), safe_serialization=True)
             p.spec.save(d)
+            p.card.inference.update(autotune.calibrate(d, Extractor(f.model, p.spec), [e.text for e in p.train]))
             (d / "training_config.json").write_text(json.dumps(s.to_dict(), indent=2) + "\n", encoding="utf-8")
             (d / "eval_metrics.json").write_text(json.dumps(f.metrics, indent=2) + "\n", encoding="utf-8")
             p.card.save(d)

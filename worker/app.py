@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from lmr.model.dedup import TextCache
 from worker.checkpoint import Checkpoint
 from worker.extract import ExtractStage
 from worker.geocode_stage import GeoStage, build_geo_stage
@@ -180,6 +181,7 @@ class Worker:
                 chunk_words=s.chunk_words,
                 chunk_overlap=s.chunk_overlap,
                 max_chunks=s.max_chunks,
+                text_cache=self.metrics.watch_text_cache(TextCache(s.text_cache_size)) if s.text_cache_size else None,
             ),
             geo=geo,
             options=PipelineOptions(text_field=s.text_field, id_field=s.id_field, max_text_bytes=s.max_text_bytes,
@@ -350,6 +352,7 @@ class Worker:
     def _model_info(self, models: ModelManager) -> None:
         info = {"model": models.current.model_id, "ref": self.settings.model, "runtime": _runtime(models)}
         self.metrics.model.info(info)
+        self.metrics.set_runtime(models.current)
 
     def _count(self, result: BatchResult, committed: Offsets, elapsed: float) -> None:
         assert self.pipeline is not None

@@ -210,6 +210,13 @@ def kafka_options(f: Any) -> Any:
     help="Words shared by consecutive windows.",
 )
 @option(
+    "--text-cache-size",
+    type=int,
+    default=_d("text_cache_size"),
+    show_default=True,
+    help="Distinct texts whose mentions are kept, so a repeated text (retweet, copy) is not read again; 0 = off.",
+)
+@option(
     "--max-chunks",
     type=int,
     default=_d("max_chunks"),

@@ -21,9 +21,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 from lmr.mentions import Mention
+from lmr.model.dedup import TextCache
 from lmr.words import Word, split_words
 from worker.parse import Post
 
@@ -169,12 +171,14 @@ class ExtractStage:
         chunk_words: int = 0,
         chunk_overlap: int = 32,
         max_chunks: int = 16,
+        text_cache: TextCache | None = None,
     ) -> None:
         self.threshold = threshold
         self.batch_size = batch_size
         self.chunk_words = chunk_words
         self.chunk_overlap = chunk_overlap
         self.max_chunks = max_chunks
+        self.text_cache = text_cache  # repeated texts are read once (lmr.model.dedup)
 
     def _window(self, extractor: ExtractorLike) -> tuple[int, int]:
         window = min(self.chunk_words, extractor.max_words) if self.chunk_words else extractor.max_words
@@ -202,7 +206,8 @@ class ExtractStage:
                 texts.append(post.text)
                 owners.append((i, c))
         t0 = time.perf_counter()
-        preds = extractor.predict_words(words_list, texts, threshold=self.threshold, batch_size=self.batch_size)
+        predict = partial(self.text_cache.predict_words, extractor) if self.text_cache else extractor.predict_words
+        preds = predict(words_list, texts, threshold=self.threshold, batch_size=self.batch_size)
         clock[0] += time.perf_counter() - t0
         found: list[list[tuple[Chunk, Mention]]] = [[] for _ in posts]
         for (i, c), ms in zip(owners, preds, strict=True):

@@ -11,13 +11,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from lmr.model.dedup import TextCache
 from worker.status import MapCache, RecentPlaces, page_html, status
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,19 @@ class Metrics:
             "Uncommitted records dropped on partition revocation (the new owner reads them again).",
             registry=r,
         )
+        self.runtime = Info("lmr_worker_runtime", "The inference runtime and how auto chose it.", registry=r)
+        self.runtime_candidate_rate = Gauge(
+            "lmr_worker_runtime_candidate_posts_per_second",
+            "Speed of each runtime auto measured on the calibration set.",
+            ["runtime"],
+            registry=r,
+        )
+        self.runtime_candidate_agreement = Gauge(
+            "lmr_worker_runtime_candidate_agreement_f1",
+            "Span F1 of each runtime auto measured against the exact runtime on the calibration set.",
+            ["runtime"],
+            registry=r,
+        )
         self._rate: float | None = None
 
     def observe_batch(self, b: BatchStats) -> None:
@@ -158,6 +173,35 @@ class Metrics:
         self.lag.clear()
         for (t, p), end in end_offsets.items():
             self.lag.labels(t, str(p)).set(max(0, end - committed.get((t, p), 0)))
+
+    def set_runtime(self, extractor: Any) -> None:
+        """The extractor's runtime and, when ``auto`` chose it, the figures it chose on."""
+        choice = getattr(extractor, "runtime_choice", None)
+        info = {"runtime": str(getattr(extractor, "runtime", "")), "chosen_by": "auto" if choice else "setting"}
+        if choice is not None:
+            info |= {"reason": choice.reason, "cached": str(choice.cached), "probe_seconds": str(choice.seconds)}
+            for c in choice.candidates:
+                self.runtime_candidate_rate.labels(c.runtime).set(c.posts_per_s)
+                self.runtime_candidate_agreement.labels(c.runtime).set(c.agreement_f1)
+        self.runtime.info(info)
+
+    def watch_text_cache(self, cache: TextCache) -> TextCache:
+        """Export ``cache``'s hits and lookups (``lmr_worker_text_cache_*``); returns the cache."""
+
+        class Collector:
+            def collect(self) -> Iterator[Any]:
+                st = cache.stats()
+                yield CounterMetricFamily(
+                    "lmr_worker_text_cache_hits", "Posts (or windows) whose text was already read.", st["hits"]
+                )
+                yield CounterMetricFamily(
+                    "lmr_worker_text_cache_lookups", "Posts (or windows) looked up in the text cache.", st["lookups"]
+                )
+                yield GaugeMetricFamily("lmr_worker_text_cache_hit_ratio", "Hits / lookups so far.", st["hit_rate"])
+                yield GaugeMetricFamily("lmr_worker_text_cache_entries", "Distinct texts held.", st["size"])
+
+        self.registry.register(Collector())
+        return cache
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -199,6 +199,7 @@ class WorkerSettings:
     chunk_words: int = 0  # 0 = the model's window (extractor.max_words)
     chunk_overlap: int = 32
     max_chunks: int = 16
+    text_cache_size: int = 50_000  # posts whose predictions are kept by normalised text (0 = off): lmr.model.dedup
     reload_check_s: float = 10.0
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"

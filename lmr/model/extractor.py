@@ -120,6 +120,7 @@ class Extractor:
     ) -> None:
         self.model = model
         self.runtime = runtime
+        self.runtime_choice: Any = None  # lmr.model.autotune.RuntimeChoice when loaded with runtime="auto"
         self.engine: Any = None
         if runtime != "torch":
             from lmr.model.runtimes import FastEngine
@@ -278,18 +279,27 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, token_budget
 
 
 def load_extractor(
-    ref: str, *, verify_files: bool = True, map_location: str = "cpu", runtime: str = "torch", threads: int = 0
+    ref: str,
+    *,
+    verify_files: bool = True,
+    map_location: str = "cpu",
+    runtime: str = "torch",
+    threads: int = 0,
+    auto: Any = None,
 ) -> Extractor:
     """Load a published model (checksums verified), a GLiNER directory, or a hub id.
 
-    ``runtime`` picks the inference path (see :mod:`lmr.model.runtimes`): ``auto`` (the measured fastest
-    for the device), ``torch`` (plain GLiNER), ``fused``, ``fused-bf16``, ``fused-int8``, ``onnx`` or ``onnx-int8``.
+    ``runtime`` picks the inference path (see :mod:`lmr.model.runtimes`): ``auto`` (the fastest runtime
+    that agrees with the exact one, measured on this machine: :mod:`lmr.model.autotune`; ``auto``
+    takes an :class:`~lmr.model.autotune.AutoOptions`, default from the environment), ``torch``
+    (plain GLiNER), ``fused``, ``fused-bf16``, ``fused-int8``, ``onnx`` or ``onnx-int8``.
     ``map_location="cuda"`` runs on a GPU in bf16 where supported.
     """
     from lmr.model import registry
     from lmr.model.runtimes import resolve_runtime
 
-    runtime = resolve_runtime(runtime, map_location)
+    measure = runtime == "auto" and not map_location.startswith("cuda")
+    runtime = "fused" if measure else resolve_runtime(runtime, map_location)
     if threads > 0:
         import torch
 
@@ -305,4 +315,20 @@ def load_extractor(
         if torch.cuda.is_bf16_supported():
             model = model.to(torch.bfloat16)
     spec = ModelSpec.load(Path(r.path)) if r.kind != "hub" else ModelSpec(case_markers=False)
-    return Extractor(model, spec, name=r.name, version=r.version, path=r.path, runtime=runtime, threads=threads)
+
+    def build(rt: str) -> Extractor:
+        return Extractor(model, spec, name=r.name, version=r.version, path=r.path, runtime=rt, threads=threads)
+
+    if not measure:
+        return build(runtime)
+    from lmr.model.autotune import choose
+
+    def probe(rt: str) -> tuple[Any, Extractor]:
+        ex = build(rt)
+        return lambda texts, words: [[(m.start, m.end) for m in ms] for ms in ex.predict_words(words, texts)], ex
+
+    choice, ex = choose(r.path, probe, auto)
+    ex = ex or build(choice.runtime)
+    ex.runtime_choice = choice
+    log.info("%s", choice.summary())
+    return ex

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,52 @@ class UnpaddedBert:
         return hidden.view(b, length, -1)
 
 
+# Linear layers of each BERT layer that the int8 runtime keeps in float32 (measured on lmr-location: see
+# docs/inference.md). Names: qkv (fused query/key/value), attn_out, ffn_in, ffn_out; "ffn_out" is the layer fed by
+# GELU activations, whose outliers per-tensor activation scales handle worst.
+INT8_FLOAT_LAYERS: tuple[str, ...] = ("ffn_out",)
+
+
+def _int8_linear(lin: Any) -> Any:
+    """A dynamically quantised copy of ``lin``: int8 weights per output channel, activations per batch."""
+    import copy
+
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    lin = copy.copy(lin)
+    lin.qconfig = per_channel_dynamic_qconfig
+    return DynamicLinear.from_float(lin)
+
+
+def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[str] = INT8_FLOAT_LAYERS) -> Any:
+    """``(encoder, unpadded)`` for the ``fused-int8`` runtime; the float ``encoder`` passed in is left untouched.
+
+    A plain BERT runs padding-free with per-channel int8 weights in every linear layer of every
+    transformer layer except the kinds named in ``keep_float``; other encoders get torch's dynamic
+    per-channel quantisation of all their linear layers.
+    """
+    import copy
+
+    import torch
+
+    enc = copy.deepcopy(encoder)
+    if not (padding_free and UnpaddedBert.supports(enc)):
+        qspec = {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+        return torch.ao.quantization.quantize_dynamic(enc, qspec, dtype=torch.qint8), None
+    unpadded = UnpaddedBert(enc.bert_layer.model, getattr(enc, "projection", None))
+    for i, layer in enumerate(enc.bert_layer.model.encoder.layer):
+        if "qkv" not in keep_float:
+            unpadded.qkv[i] = _int8_linear(unpadded.qkv[i])
+        if "attn_out" not in keep_float:
+            layer.attention.output.dense = _int8_linear(layer.attention.output.dense)
+        if "ffn_in" not in keep_float:
+            layer.intermediate.dense = _int8_linear(layer.intermediate.dense)
+        if "ffn_out" not in keep_float:
+            layer.output.dense = _int8_linear(layer.output.dense)
+    return enc, unpadded
+
+
 class OnnxEncoder:
     """The transformer of a GLiNER encoder run by ONNX Runtime; returns last hidden states as torch."""
 
@@ -353,7 +400,7 @@ class FastEngine:
             self.encoder = copy.deepcopy(self.encoder).to(torch.bfloat16)
             self.head = copy.deepcopy(self.head).to(torch.bfloat16)
         elif runtime == "fused-int8":
-            self.encoder = torch.ao.quantization.quantize_dynamic(self.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+            self.encoder, self._unpadded = int8_encoder(self.encoder, padding_free)
         elif runtime in ("onnx", "onnx-int8"):
             if getattr(self.encoder, "projection", None) is not None:
                 raise ModelError(

@@ -1,0 +1,265 @@
+"""``auto``: the fastest runtime that gives the exact runtime's answers, chosen by measurement on this machine.
+
+At load time each candidate runtime (:data:`CPU_CANDIDATES`, bf16 only where the CPU reports native
+bf16) runs the model's calibration set (:mod:`lmr.model.calibration`): its spans must agree with
+the exact runtime's (span F1 >= :data:`MIN_AGREEMENT`), and its speed is timed on the same posts
+in interleaved rounds, within a time budget (``AutoOptions.budget_s``). The fastest agreeing
+candidate wins. The choice and its figures are cached on disk, keyed by the model's weights, the
+CPU's identity and the library versions, so the next start on the same machine costs nothing.
+
+Without a calibration set, or with ``LMR_RUNTIME_PROBE=0``, ``auto`` takes the exact ``fused``
+runtime without measuring (``fused-bf16`` where the CPU reports native bf16 and probing is off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmr.model import calibration
+from lmr.model.runtimes import cpu_has_native_bf16
+from lmr.words import split_words
+
+log = logging.getLogger(__name__)
+
+CPU_CANDIDATES = ("fused", "fused-int8", "fused-bf16", "onnx-int8")
+DEFAULT_EXCLUDE = ("onnx-int8",)  # exporting to ONNX takes several seconds; include with LMR_RUNTIME_EXCLUDE=""
+MIN_AGREEMENT = 0.995  # span F1 against the exact runtime on the calibration set
+EXACT = "fused"  # the exact runtime auto falls back to
+CACHE_FORMAT = 2
+MAX_ROUNDS = 6  # extra timing rounds after the agreement pass
+
+
+@dataclass(frozen=True)
+class AutoOptions:
+    """How ``auto`` chooses: measure or not, which candidates to leave out, the start-up budget."""
+
+    probe: bool = True
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    budget_s: float = 10.0
+    use_cache: bool = True
+
+    @classmethod
+    def from_env(cls) -> AutoOptions:
+        """``LMR_RUNTIME_PROBE=0`` skips measuring; ``LMR_RUNTIME_EXCLUDE=a,b`` leaves candidates out;
+        ``LMR_RUNTIME_BUDGET_S`` sets the start-up budget."""
+        probe = os.environ.get("LMR_RUNTIME_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
+        ex = os.environ.get("LMR_RUNTIME_EXCLUDE")
+        exclude = DEFAULT_EXCLUDE if ex is None else tuple(x.strip() for x in ex.split(",") if x.strip())
+        budget = float(os.environ.get("LMR_RUNTIME_BUDGET_S", "") or cls.budget_s)
+        return cls(probe=probe, exclude=exclude, budget_s=budget)
+
+
+@dataclass
+class Candidate:
+    """One candidate runtime's figures on the calibration set."""
+
+    runtime: str
+    agreement_f1: float = 0.0
+    posts_per_s: float = 0.0
+    build_s: float = 0.0
+    agrees: bool = False
+    note: str = ""
+
+
+@dataclass
+class RuntimeChoice:
+    """What ``auto`` picked, why, and the figures it picked on."""
+
+    runtime: str
+    reason: str
+    candidates: list[Candidate] = field(default_factory=list)
+    seconds: float = 0.0
+    cached: bool = False
+    cpu: str = ""
+    calibration_posts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RuntimeChoice:
+        cands = [Candidate(**c) for c in d.get("candidates", [])]
+        return cls(**{**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}, "candidates": cands})
+
+    def summary(self) -> str:
+        """One line for logs and benchmark output."""
+        figs = ", ".join(_figures(c) for c in self.candidates)
+        how = "cached" if self.cached else f"measured in {self.seconds:.1f} s"
+        return f"auto -> {self.runtime} ({self.reason}; {how}{': ' + figs if figs else ''})"
+
+
+def _figures(c: Candidate) -> str:
+    if c.note:
+        return f"{c.runtime} {c.note}"
+    return f"{c.runtime} {c.posts_per_s:.1f} posts/s agree {c.agreement_f1:.3f}" + ("" if c.agrees else " (rejected)")
+
+
+def cpu_identity() -> str:
+    """CPU model, vector/matrix extensions, threads and library versions: what makes a timing transferable."""
+    import torch
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and name in ("", platform.machine()):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = {x for x in line.split(":", 1)[1].split() if x.startswith(("avx", "amx", "fma"))}
+                    break
+    except OSError:
+        pass
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = "-"
+    return f"{name}|{' '.join(sorted(flags))}|threads={torch.get_num_threads()}|torch={torch.__version__}|ort={ort}"
+
+
+def candidates(options: AutoOptions) -> list[str]:
+    """Candidate runtimes on this CPU, in the order they are tried (the exact one first)."""
+    out = [r for r in CPU_CANDIDATES if r not in options.exclude or r == EXACT]
+    if not cpu_has_native_bf16():  # emulated bf16 is several times slower than float32: never worth timing
+        out = [r for r in out if r != "fused-bf16"]
+    return out
+
+
+def agreement(ref: Sequence[Sequence[tuple[int, int]]], got: Sequence[Sequence[tuple[int, int]]]) -> float:
+    """Span-level F1 of ``got`` against ``ref`` (exact start and end), 1.0 when both are empty."""
+    a = {(i, s, e) for i, ss in enumerate(ref) for s, e in ss}
+    b = {(i, s, e) for i, ss in enumerate(got) for s, e in ss}
+    return 1.0 if not a and not b else 2 * len(a & b) / (len(a) + len(b))
+
+
+def _cache_file(model_path: str, options: AutoOptions) -> Path:
+    ident = f"{CACHE_FORMAT}|{calibration.model_key(model_path)}|{cpu_identity()}|{','.join(candidates(options))}"
+    return calibration.cache_dir() / "runtime" / f"{hashlib.sha256(ident.encode()).hexdigest()[:24]}.json"
+
+
+def _read_cached(path: Path) -> RuntimeChoice | None:
+    try:
+        choice = RuntimeChoice.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+    choice.cached = True
+    return choice
+
+
+def _write_cached(path: Path, choice: RuntimeChoice) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".choice-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(choice.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home: measure again next time
+        log.warning("could not cache the runtime choice in %s (%s)", path, exc)
+
+
+# Builds an engine for a runtime: returns a callable (texts, words) -> list of span lists, and the engine.
+Build = Callable[[str], tuple[Callable[[list[str], list[Any]], list[list[tuple[int, int]]]], Any]]
+
+
+def choose(model_path: str, build: Build, options: AutoOptions | None = None) -> tuple[RuntimeChoice, Any]:
+    """Pick the runtime for the model at ``model_path``; returns the choice and, when measured, its engine."""
+    options = options or AutoOptions.from_env()
+    if not options.probe:
+        fallback = "fused-bf16" if cpu_has_native_bf16() and "fused-bf16" not in options.exclude else EXACT
+        return RuntimeChoice(fallback, "measurement skipped (LMR_RUNTIME_PROBE=0): chosen by CPU flags"), None
+    path = _cache_file(model_path, options)
+    cached = _read_cached(path) if options.use_cache else None
+    if cached is not None:
+        return cached, None
+    cal = calibration.load(model_path)
+    if cal is None:
+        return RuntimeChoice(EXACT, "no calibration set: the exact runtime (write one: lmr-trainer calibrate)"), None
+    choice, engine = _measure(cal, build, candidates(options), options.budget_s)
+    choice.cpu = cpu_identity()
+    if options.use_cache and not any(c.note for c in choice.candidates):  # a partial measurement is redone next time
+        _write_cached(path, choice)
+    return choice, engine
+
+
+def _measure(
+    cal: calibration.Calibration, build: Build, names: list[str], budget_s: float
+) -> tuple[RuntimeChoice, Any]:
+    t0 = time.perf_counter()
+    words = [split_words(t) for t in cal.texts]
+    runs: dict[str, tuple[Callable[..., Any], Any]] = {}
+    figures: dict[str, Candidate] = {}
+    seconds: dict[str, list[float]] = {}
+    for name in names:
+        if name != EXACT and time.perf_counter() - t0 > 0.6 * budget_s:
+            figures[name] = Candidate(name, note="not tried: start-up budget spent")
+            continue
+        b = time.perf_counter()
+        run, engine = build(name)
+        run(cal.texts[:16], words[:16])  # warm-up: kernels for the first shapes
+        c = figures[name] = Candidate(name, build_s=round(time.perf_counter() - b, 2))
+        t = time.perf_counter()
+        got = run(cal.texts, words)
+        seconds[name] = [(time.perf_counter() - t) / len(cal.texts)]
+        c.agreement_f1 = round(agreement(cal.spans, got), 4)
+        c.agrees = c.agreement_f1 >= MIN_AGREEMENT
+        if c.agrees:
+            runs[name] = (run, engine)
+    # more interleaved timing rounds on a slice of the posts while the budget lasts (drift hits all alike)
+    n = min(64, len(cal.texts))
+    round_s = sum(seconds[name][0] for name in runs) * n
+    rnd = 0
+    while len(runs) > 1 and rnd < MAX_ROUNDS and time.perf_counter() - t0 + round_s < budget_s:
+        for name in list(runs)[rnd % len(runs) :] + list(runs)[: rnd % len(runs)]:
+            t = time.perf_counter()
+            runs[name][0](cal.texts[:n], words[:n])
+            seconds[name].append((time.perf_counter() - t) / n)
+        rnd += 1
+    for name, s in seconds.items():
+        figures[name].posts_per_s = round(1.0 / statistics.median(s), 1)
+    ok = [c for c in figures.values() if c.agrees]
+    if not ok:
+        return RuntimeChoice(EXACT, "no candidate agreed with the exact runtime", list(figures.values())), None
+    best = max(ok, key=lambda c: c.posts_per_s)
+    choice = RuntimeChoice(
+        best.runtime,
+        f"fastest with span F1 >= {MIN_AGREEMENT} against the exact runtime on {len(cal.texts)} calibration posts",
+        list(figures.values()),
+        seconds=round(time.perf_counter() - t0, 2),
+        calibration_posts=len(cal.texts),
+    )
+    return choice, runs[best.runtime][1]
+
+
+def calibrate(directory: Path, extractor: Any, texts: Sequence[str], *, measure: bool = True) -> dict[str, str]:
+    """Write ``directory/calibration.json`` from ``texts`` (training posts); returns model-card lines.
+
+    With ``measure``, ``auto`` is also run here on the publishing machine, and the card records its figures.
+    """
+    from lmr.model.extractor import Extractor
+
+    cal = calibration.build(extractor, texts)
+    cal.save(directory / calibration.FILE)
+    card = {"calibration set (auto)": f"{len(cal.texts)} training posts with the {cal.runtime} runtime's spans"}
+    if not measure or not cal.texts:
+        return card
+
+    def probe(rt: str) -> tuple[Any, Any]:
+        ex = Extractor(extractor.model, extractor.spec, runtime=rt)
+        return lambda t, w: [[(m.start, m.end) for m in ms] for ms in ex.predict_words(w, t)], ex
+
+    opts = AutoOptions.from_env()
+    choice, _ = _measure(cal, probe, candidates(opts), opts.budget_s)
+    card["auto on the publishing machine"] = f"{choice.summary()} [{cpu_identity()}]"
+    return card

@@ -1,0 +1,85 @@
+"""``auto`` measures the candidate runtimes on the model's calibration set and keeps only agreeing ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmr.model import autotune, calibration
+from lmr.model.autotune import AutoOptions, agreement
+from lmr.model.extractor import load_extractor
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LMR_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def version_dir(tiny_model: Path) -> Path:
+    return tiny_model / (tiny_model / "LATEST").read_text().strip()
+
+
+def test_publish_ships_a_calibration_set_from_training_posts(tiny_model: Path) -> None:
+    d = version_dir(tiny_model)
+    cal = calibration.load(str(d))
+    assert cal is not None and cal.texts and len(cal.texts) == len(cal.spans)
+    assert "calibration.json" in json.loads((d / "manifest.json").read_text())["files"]
+    assert "auto on the publishing machine" in (d / "README.md").read_text()
+    for text, spans in zip(cal.texts, cal.spans, strict=True):
+        assert all(0 <= s < e <= len(text) for s, e in spans)
+
+
+def test_auto_measures_then_reuses_its_cached_choice(tiny_model: Path, cache: Path) -> None:
+    opts = AutoOptions(budget_s=30)
+    ex = load_extractor(str(tiny_model), runtime="auto", auto=opts)
+    choice = ex.runtime_choice
+    assert choice is not None and not choice.cached and ex.runtime == choice.runtime
+    by_name = {c.runtime: c for c in choice.candidates}
+    assert by_name["fused"].agrees and by_name["fused"].posts_per_s > 0
+    assert set(by_name) == set(autotune.candidates(opts))
+    assert by_name[choice.runtime].posts_per_s == max(c.posts_per_s for c in choice.candidates if c.agrees)
+    again = load_extractor(str(tiny_model), runtime="auto", auto=opts)
+    assert again.runtime_choice.cached and again.runtime == ex.runtime
+    assert list(cache.glob("runtime/*.json"))
+
+
+def test_auto_without_measuring_or_calibration(tiny_model: Path, cache: Path, tmp_path: Path) -> None:
+    skipped = load_extractor(str(tiny_model), runtime="auto", auto=AutoOptions(probe=False))
+    assert "skipped" in skipped.runtime_choice.reason
+    plain = tmp_path / "plain"
+    shutil.copytree(version_dir(tiny_model), plain)
+    (plain / "calibration.json").unlink()
+    (plain / "manifest.json").unlink()
+    ex = load_extractor(str(plain), runtime="auto")
+    assert ex.runtime == "fused" and "no calibration set" in ex.runtime_choice.reason
+    # a calibration set written for it afterwards (lmr-trainer calibrate) goes to the cache and is found there
+    cal = calibration.build(load_extractor(str(plain), runtime="torch"), ["Flooding in Houston tonight"] * 3)
+    cal.save(calibration.cached_path(str(plain)))
+    assert calibration.load(str(plain)) == cal
+    calibration.cached_path(str(plain)).write_text("{not json")
+    assert calibration.load(str(plain)) is None  # unreadable: warned about and ignored
+
+
+def test_a_runtime_that_disagrees_is_never_chosen(tiny_model: Path) -> None:
+    cal = calibration.Calibration(["a b c"] * 4, [[(0, 1)], [(2, 3)], [], [(4, 5)]])
+
+    def build(name: str) -> tuple[Any, Any]:
+        if name == "fused":
+            return (lambda texts, words: [list(s) for s in cal.spans[: len(texts)]]), "exact"
+        return (lambda texts, words: [[] for _ in texts]), "fast-but-wrong"  # instant, and loses every span
+
+    choice, engine = autotune._measure(cal, build, ["fused", "fused-int8"], budget_s=5)
+    assert choice.runtime == "fused" and engine == "exact"
+    assert [c.agrees for c in choice.candidates] == [True, False]
+
+
+def test_agreement_is_span_f1() -> None:
+    assert agreement([[(0, 1)], []], [[(0, 1)], []]) == 1.0
+    assert agreement([[], []], [[], []]) == 1.0
+    assert agreement([[(0, 1), (2, 3)]], [[(0, 1)]]) == pytest.approx(2 / 3)
+    assert agreement([[(0, 1)]], [[(0, 2)]]) == 0.0
