@@ -172,6 +172,9 @@ class Worker:
             user_agent=s.geocoder_user_agent,
             cache_path=s.geocoder_cache,
             region=s.geocoder_region,
+            prior=s.geocoder_prior,
+            offline_fallback=s.geocoder_offline_fallback,
+            rate_limit_file=s.geocoder_rate_file,
         )
         self.pipeline = Pipeline(
             models,

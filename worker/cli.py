@@ -146,6 +146,24 @@ def kafka_options(f: Any) -> Any:
 @option("--geocoder-cache", default=None, help="Geocoder cache file.")
 @option("--geocoder-region", default=None, help="Bias resolution to a region (see lmr-geocode --help).")
 @option(
+    "--geocoder-prior/--no-geocoder-prior",
+    default=_d("geocoder_prior"),
+    show_default=True,
+    help="Stream prior, per input topic and event: recent confident places break ties between namesakes.",
+)
+@option(
+    "--geocoder-offline-fallback",
+    is_flag=True,
+    default=_d("geocoder_offline_fallback"),
+    help="Answer from the offline gazetteer when the remote geocoder fails (outage, 429, open circuit).",
+)
+@option(
+    "--geocoder-rate-file",
+    default=_d("geocoder_rate_file"),
+    type=click.Path(dir_okay=False),
+    help="Share the remote geocoder's request rate with every worker on this host naming this file.",
+)
+@option(
     "--text-field",
     default=_d("text_field"),
     show_default=True,

@@ -189,6 +189,9 @@ class WorkerSettings:
     geocoder_user_agent: str | None = None
     geocoder_cache: str | None = None
     geocoder_region: str | None = None
+    geocoder_prior: bool = True  # stream prior: recent confident places break ties between namesakes
+    geocoder_offline_fallback: bool = False  # answer from the offline gazetteer when a remote service fails
+    geocoder_rate_file: str | None = None  # share the remote request rate between processes on one host
     text_field: str = "text"
     id_field: str = "id"
     max_text_bytes: int = 100_000
