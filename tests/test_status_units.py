@@ -70,3 +70,15 @@ def test_status_reads_the_registry() -> None:
     assert st_["dlq"] == {"not_json": 2}
     assert st_["lag"] == [{"topic": "posts", "partition": 1, "lag": 0}]
     assert st_["geocode"]["cache_hit_rate"] == 0.75
+
+
+def test_the_stream_prior_is_exported() -> None:
+    from worker.metrics import Metrics
+
+    m = Metrics()
+    m.set_geocode({"cache_hits": 3, "prior_keys": 2, "prior_entries": 17, "prior_observations": 40})
+    text = m.render().decode()
+    assert 'lmr_worker_geocode_prior{what="keys"} 2.0' in text
+    assert 'lmr_worker_geocode_prior{what="entries"} 17.0' in text
+    assert 'lmr_worker_geocode_prior{what="observations"} 40.0' in text
+    assert "lmr_worker_geocode_cache_hits 3.0" in text

@@ -95,6 +95,12 @@ class Metrics:
         self.geocode_requests = Gauge(
             "lmr_worker_geocode_requests", "Geocoder requests (from the resolver).", registry=r
         )
+        self.geocode_prior = Gauge(
+            "lmr_worker_geocode_prior",
+            "The geocoder's stream prior: keys (topic/event), entries (places remembered), observations.",
+            ["what"],
+            registry=r,
+        )
         self.geocode_cache_misses = Gauge(
             "lmr_worker_geocode_cache_misses", "Geocoder cache misses (from the resolver).", registry=r
         )
@@ -163,6 +169,10 @@ class Metrics:
             v = stats.get(key)
             if isinstance(v, int | float):
                 gauge.set(v)
+        for what in ("keys", "entries", "observations"):
+            v = stats.get(f"prior_{what}")
+            if isinstance(v, int | float):
+                self.geocode_prior.labels(what).set(v)
 
     def set_lag(self, end_offsets: Mapping[tuple[str, int], int], committed: Mapping[tuple[str, int], int]) -> None:
         """Lag per partition of ``end_offsets`` (high watermarks) behind the ``committed`` offsets.
