@@ -37,7 +37,7 @@ def _rank_main(rank: int, port: int, out: str) -> None:
     from transformers import TrainerControl
 
     from trainer import distributed
-    from trainer.span_trainer import time_budget_callback
+    from trainer.budget import budget_callback
 
     distributed.init("cpu")
     marker = Path(out, "first")
@@ -47,7 +47,7 @@ def _rank_main(rank: int, port: int, out: str) -> None:
             marker.write_text("0")
     mine = list(distributed.shard(7))
     # rank 0's budget is spent at once, rank 1's is an hour away: both must stop at this step
-    budget = time_budget_callback(0.0 if rank == 0 else 60.0)
+    budget = budget_callback(0.0 if rank == 0 else 60.0, time_schedule=False, warmup_ratio=0.0)
     control = budget.on_step_end(None, SimpleNamespace(global_step=3), TrainerControl())
     result = {
         "shard": mine,

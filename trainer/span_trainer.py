@@ -112,30 +112,6 @@ def make_trainer(**kw: Any) -> Any:
     return _trainer_class()(**kw)
 
 
-def time_budget_callback(minutes: float) -> Any:
-    """Stop training gracefully after ``minutes``; with several ranks all stop at the same step."""
-    from transformers import TrainerCallback
-
-    class TimeBudget(TrainerCallback):
-        def __init__(self) -> None:
-            self.deadline = time.monotonic() + minutes * 60
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            # Every rank asks every step: a rank stopping alone would leave the others waiting forever.
-            if distributed.any_rank(time.monotonic() > self.deadline) and not control.should_training_stop:
-                log.warning(
-                    "Time budget of %.1f min reached at step %d: stopping and keeping the best checkpoint.",
-                    minutes,
-                    state.global_step,
-                )
-                control.should_training_stop = True
-                control.should_evaluate = True
-                control.should_save = True
-            return control
-
-    return TimeBudget()
-
-
 def card_callback(card: ModelCard) -> Any:
     """Fill ``card`` as training goes: each evaluation, then steps, time and the kept checkpoint."""
     from transformers import TrainerCallback
