@@ -25,33 +25,21 @@ from functools import partial
 from typing import Protocol, runtime_checkable
 
 from lmr.mentions import Mention
-from lmr.model.dedup import TextCache
+from lmr.model.dedup import Predictor, TextCache
 from lmr.words import Word, split_words
 from worker.parse import Post
 
 log = logging.getLogger(__name__)
 
 
-class ExtractorLike(Protocol):
-    """What the worker needs from :class:`trainer.model.Extractor`."""
+class ExtractorLike(Predictor, Protocol):
+    """What the worker needs from :class:`lmr.model.extractor.Extractor`: a predictor with a name and a window."""
 
     name: str
     version: str
 
     @property
-    def model_id(self) -> str: ...
-
-    @property
     def max_words(self) -> int: ...
-
-    def predict_words(
-        self,
-        words_list: Sequence[Sequence[Word]],
-        texts: Sequence[str],
-        *,
-        threshold: float | None = None,
-        batch_size: int = 16,
-    ) -> list[list[Mention]]: ...
 
 
 @runtime_checkable
