@@ -100,12 +100,11 @@ def test_real_model_retweet_offsets(tiny_model: Path) -> None:
 def test_worker_reads_a_retweet_once_and_reports_the_hit_rate(tiny_model: Path) -> None:
     import json
 
-    from worker.models import ModelManager
-
     from worker.extract import ExtractStage
     from worker.metrics import Metrics
     from worker.parse import Message
     from worker.pipeline import Pipeline
+    from worker.reload import ModelManager
 
     metrics = Metrics()
     cache = metrics.watch_text_cache(TextCache(10))

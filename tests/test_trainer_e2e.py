@@ -34,10 +34,10 @@ def test_published_layout_and_manifest(tiny_model: Path) -> None:
     assert "## Evaluation" in card and "sha256" in card and "CC BY 4.0" in card
     assert "default runtime" in card and "max_width" in card
     assert json.loads((v / "lmr.json").read_text())["case_markers"] is True  # MiniLM is uncased
-    # the card is data filled as the run went: one row per evaluation during training (eval_steps=4 of 8)
+    # the card is data filled as the run went: one row per evaluation during training (eval_steps=8 of 16)
     data = json.loads((v / "card.json").read_text())
-    assert [row["step"] for row in data["evaluations"]] == [4, 8]
-    assert data["training"]["global_steps"] == 8 and data["training"]["processes"] == 1
+    assert [row["step"] for row in data["evaluations"]] == [8, 16]
+    assert data["training"]["global_steps"] == 16 and data["training"]["processes"] == 1
     assert data["threshold"] == man["threshold"] and data["metrics"]["n_posts"] == 8
     assert "Evaluations during training" in card
 

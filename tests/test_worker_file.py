@@ -271,19 +271,24 @@ def test_a_failure_building_one_event_dead_letters_only_that_message(tiny_model:
 
 def test_geocoder_flags_reach_the_resolver(tiny_model: Path, tmp_path: Path) -> None:
     """--no-geocoder-prior, --geocoder-offline-fallback and --geocoder-rate-file are the resolver's, not ignored."""
-    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src = tmp_path / "in.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in tiny_idrisi_records()) + "\n")
-    base = ["run", "--model", str(tiny_model), "--source", f"file:{src}", "--sink", f"file:{out}"]
-    base += ["--geocoder", "offline"]
     for flags, said in (([], "stream prior on"), (["--no-geocoder-prior"], "stream prior off")):
-        res = CliRunner().invoke(main, [*base, "--threshold", "0.05", *flags])
+        out = tmp_path / f"out-{len(flags)}.jsonl"
+        args = ["run", "--model", str(tiny_model), "--source", f"file:{src}", "--sink", f"file:{out}"]
+        res = CliRunner().invoke(main, [*args, "--geocoder", "offline", "--threshold", "0.05", *flags])
         assert res.exit_code == 0, res.output
         assert said in res.output
         events = [json.loads(x) for x in out.read_text().splitlines()]
         assert len(events) == len(tiny_idrisi_records())
         assert all("geo" in loc for ev in events for loc in ev["locations"])
     settings = WorkerSettings.from_params(
-        {"geocoder": "offline", "geocoder_offline_fallback": True, "geocoder_rate_file": str(tmp_path / "rate")}
+        {
+            "model": str(tiny_model),
+            "geocoder": "offline",
+            "geocoder_offline_fallback": True,
+            "geocoder_rate_file": str(tmp_path / "rate"),
+        }
     )
     assert settings.geocoder_prior and settings.geocoder_offline_fallback
     assert settings.geocoder_rate_file == str(tmp_path / "rate")

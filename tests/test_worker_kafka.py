@@ -583,11 +583,12 @@ def test_tombstones_and_null_headers_reach_the_dlq_topic_as_they_were(broker: Em
     """Through a real producer and broker: the tombstone stays null, null header values are named."""
     from worker.events import dlq_record
     from worker.parse import TOMBSTONE, Message, Rejected
+    from worker.retry import Backoff
     from worker.sinks import KafkaSink
 
     t = topics(broker, 1)
     s = settings(broker.bootstrap, "unused-model-path")
-    sink = KafkaSink(s.kafka, t[1], t[2], flush_timeout_s=5.0)
+    sink = KafkaSink(s.kafka, t[1], t[2], flush_timeout_s=5.0, backoff=Backoff(0.2, 0.5))
     src = Message(None, t[0], 0, 3, b"k", (("trace", None), ("h", b"1")))
     try:
         assert sink.deliver(

@@ -53,6 +53,14 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._flow_metrics(r)
+        self._model_metrics(r)
+        self._geocode_metrics(r)
+        self.recent = RecentPlaces()  # the last resolved mentions, for the status page's map
+        self._rate: float | None = None
+
+    def _flow_metrics(self, r: CollectorRegistry) -> None:
+        """Messages, batches, latency, offsets and lag."""
         self.messages_in = Counter("lmr_worker_messages_in", "Input messages consumed.", registry=r)
         self.messages_out = Counter("lmr_worker_messages_out", "Enriched events produced (acknowledged).", registry=r)
         self.dlq = Counter("lmr_worker_dlq_messages", "Messages sent to the dead-letter queue.", ["reason"], registry=r)
@@ -81,14 +89,48 @@ class Metrics:
             "lmr_worker_committed_offset", "Last committed offset.", ["topic", "partition"], registry=r
         )
         self.assigned = Gauge("lmr_worker_assigned_partitions", "Partitions assigned to this worker.", registry=r)
-        self.model = Info("lmr_worker_model", "The model in use.", registry=r)
-        self.model_reloads = Counter("lmr_worker_model_reloads", "Model hot reloads.", registry=r)
         self.produce_retries = Counter(
             "lmr_worker_produce_retries", "Produce/flush retries after broker errors.", registry=r
         )
         self.commit_failures = Counter(
             "lmr_worker_commit_failures", "Offset commits that failed (work is redone).", registry=r
         )
+        self.lag = Gauge(
+            "lmr_worker_consumer_lag", "Records after the committed offset (high watermark - committed).",
+            ["topic", "partition"], registry=r,
+        )  # fmt: skip
+        self.revoked_records = Counter(
+            "lmr_worker_revoked_records",
+            "Uncommitted records dropped on partition revocation (the new owner reads them again).",
+            registry=r,
+        )
+
+    def _model_metrics(self, r: CollectorRegistry) -> None:
+        """The model in use, its reloads, holds, rollbacks and runtime."""
+        self.model = Info("lmr_worker_model", "The model in use.", registry=r)
+        self.model_reloads = Counter("lmr_worker_model_reloads", "Model hot reloads.", registry=r)
+        self.model_holds = Counter(
+            "lmr_worker_model_holds",
+            "Batches held because the model failed on them and on a canary post (nothing committed).",
+            registry=r,
+        )
+        self.model_rollbacks = Counter("lmr_worker_model_rollbacks", "Rollbacks to the previous model.", registry=r)
+        self.runtime = Info("lmr_worker_runtime", "The inference runtime and how auto chose it.", registry=r)
+        self.runtime_candidate_rate = Gauge(
+            "lmr_worker_runtime_candidate_posts_per_second",
+            "Speed of each runtime auto measured on the calibration set.",
+            ["runtime"],
+            registry=r,
+        )
+        self.runtime_candidate_agreement = Gauge(
+            "lmr_worker_runtime_candidate_agreement_f1",
+            "Span F1 of each runtime auto measured against the exact runtime on the calibration set.",
+            ["runtime"],
+            registry=r,
+        )
+
+    def _geocode_metrics(self, r: CollectorRegistry) -> None:
+        """The geocoder's cache, requests and stream prior (copied from the resolver's stats)."""
         self.geocode_cache_hits = Gauge(
             "lmr_worker_geocode_cache_hits", "Geocoder cache hits (from the resolver).", registry=r
         )
@@ -104,36 +146,6 @@ class Metrics:
         self.geocode_cache_misses = Gauge(
             "lmr_worker_geocode_cache_misses", "Geocoder cache misses (from the resolver).", registry=r
         )
-        self.lag = Gauge(
-            "lmr_worker_consumer_lag", "Records after the committed offset (high watermark - committed).",
-            ["topic", "partition"], registry=r,
-        )  # fmt: skip
-        self.recent = RecentPlaces()  # the last resolved mentions, for the status page's map
-        self.model_holds = Counter(
-            "lmr_worker_model_holds",
-            "Batches held because the model failed on them and on a canary post (nothing committed).",
-            registry=r,
-        )
-        self.model_rollbacks = Counter("lmr_worker_model_rollbacks", "Rollbacks to the previous model.", registry=r)
-        self.revoked_records = Counter(
-            "lmr_worker_revoked_records",
-            "Uncommitted records dropped on partition revocation (the new owner reads them again).",
-            registry=r,
-        )
-        self.runtime = Info("lmr_worker_runtime", "The inference runtime and how auto chose it.", registry=r)
-        self.runtime_candidate_rate = Gauge(
-            "lmr_worker_runtime_candidate_posts_per_second",
-            "Speed of each runtime auto measured on the calibration set.",
-            ["runtime"],
-            registry=r,
-        )
-        self.runtime_candidate_agreement = Gauge(
-            "lmr_worker_runtime_candidate_agreement_f1",
-            "Span F1 of each runtime auto measured against the exact runtime on the calibration set.",
-            ["runtime"],
-            registry=r,
-        )
-        self._rate: float | None = None
 
     def observe_batch(self, b: BatchStats) -> None:
         """Every per-batch metric from one delivered batch."""
