@@ -23,6 +23,7 @@ from tests.worker_support import (
     produce,
     settings,
     spawn_worker,
+    topics,
 )
 from worker.app import Worker
 from worker.broker import EmbeddedBroker
@@ -44,15 +45,6 @@ def extractor(tiny_model: Path) -> Any:
     from lmr.model.extractor import load_extractor
 
     return load_extractor(str(tiny_model))
-
-
-def topics(broker: EmbeddedBroker, partitions: int = 1) -> tuple[str, str, str, str]:
-    tag = uuid.uuid4().hex[:8]
-    names = (f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
-    broker.create_topic(names[0], partitions)
-    broker.create_topic(names[1], partitions)
-    broker.create_topic(names[2], 1)
-    return (*names, f"g-{tag}")
 
 
 def in_process(broker: EmbeddedBroker, model: Path, ex: Any, t: tuple[str, str, str, str], **kw: Any) -> WorkerThread:

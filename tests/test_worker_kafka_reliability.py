@@ -9,14 +9,22 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.worker_support import TopicReader, WorkerThread, committed, post, produce, settings, spawn_worker
+from tests.worker_support import (
+    TopicReader,
+    WorkerThread,
+    committed,
+    post,
+    produce,
+    settings,
+    spawn_worker,
+    topics,
+)
 from worker.app import Worker
 from worker.broker import EmbeddedBroker, free_port
 from worker.reload import ModelManager
@@ -35,15 +43,6 @@ def extractor(tiny_model: Path) -> Any:
     from lmr.model.extractor import load_extractor
 
     return load_extractor(str(tiny_model))
-
-
-def topics(broker: EmbeddedBroker, partitions: int) -> tuple[str, str, str, str]:
-    tag = uuid.uuid4().hex[:8]
-    names = (f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
-    broker.create_topic(names[0], partitions)
-    broker.create_topic(names[1], partitions)
-    broker.create_topic(names[2], 1)
-    return (*names, f"g-{tag}")
 
 
 def worker(broker: EmbeddedBroker, model: Path, ex: Any, t: tuple[str, str, str, str], **kw: Any) -> WorkerThread:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,20 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from worker.app import Worker
+from worker.broker import EmbeddedBroker
 from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def topics(broker: EmbeddedBroker, partitions: int = 1) -> tuple[str, str, str, str]:
+    """Fresh input, output and dead-letter topics (the input and output with ``partitions``) and a group id."""
+    tag = uuid.uuid4().hex[:8]
+    names = (f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
+    broker.create_topic(names[0], partitions)
+    broker.create_topic(names[1], partitions)
+    broker.create_topic(names[2], 1)
+    return (*names, f"g-{tag}")
 
 
 def produce(
