@@ -44,12 +44,14 @@ demo: idrisi setup  ## broker + model + worker + sample stream, end to end, offl
 
 test: setup  ## the whole test suite (CI runs exactly this)
 	$(BIN)/ruff check lmr trainer worker geocode demo tests bench docker
+	$(BIN)/ruff format --check lmr trainer worker geocode demo tests bench docker
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q tests
 
 lint: setup
 	$(BIN)/ruff check lmr trainer worker geocode demo tests bench docker
+	$(BIN)/ruff format --check lmr trainer worker geocode demo tests bench docker
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

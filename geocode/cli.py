@@ -192,8 +192,12 @@ def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: b
 @option("--typed", is_flag=True, help="Pass each gold mention's IDRISI type as its label (a typed recognizer).")
 @option("--mrr", is_flag=True, help="Add IDRISI-D's official MRR@1/3/5 per admin level (offline reverse geocoding).")
 @option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@option("--report", type=click.Path(dir_okay=False), default=None,
-        help="Also write an offline HTML report here: error map, distance CDF, accuracy per type and event.")
+@option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write an offline HTML report here: error map, distance CDF, accuracy per type and event.",
+)
 @config_option
 def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None, order: str, typed: bool, mrr: bool,
              as_json: bool, report: str | None, **params: Any) -> None:  # fmt: skip

@@ -189,11 +189,37 @@ def download_idrisi(
     say = out or sys.stderr
     if holds_idrisi(target):
         return target
-    staging = target.with_name(target.name + ".partial")
+    staging, lock = target.with_name(target.name + ".partial"), target.with_name(target.name + ".lock")
     try:
         staging.mkdir(parents=True, exist_ok=True)
+        lock.touch()
     except OSError as exc:
         raise DatasetDownloadError(f"cannot write {staging} ({exc}); set {CACHE_DIR_ENV} to a writable one.") from exc
+    with _exclusive(lock):  # one download per cache folder at a time
+        if holds_idrisi(target):  # another process finished it while this one waited
+            return target
+        staging.mkdir(parents=True, exist_ok=True)  # (a failed download before may have removed it)
+        return _download(target, staging, m, url, say, progress)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock`` (POSIX ``flock``; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with lock.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _download(target: Path, staging: Path, m: Manifest, url: str, say: IO[str], progress: bool | None) -> Path:
+    """The download itself, under the lock: verified files into ``staging``, then one rename to ``target``."""
     todo = [f for f in m.files if not _verified(staging / f.path, f)]
     total = sum(f.size for f in todo)
     print(f"Downloading IDRISI ({len(todo)} files, {total / 1e6:.1f} MB) from {url} into {target}", file=say)

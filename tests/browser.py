@@ -127,6 +127,7 @@ def render(url: str, screenshot: str, *, size: tuple[int, int] = (1200, 1600), w
 
 def drawn(root: Node, group_id: str) -> int:
     """Markers or lines drawn in the SVG group ``group_id`` (matplotlib writes one use/path per item)."""
+
     def count(node: Node) -> int:
         return sum(0 if c.tag == "defs" else (c.tag in ("use", "path")) + count(c) for c in node.children)
 

@@ -123,3 +123,18 @@ def test_trainer_config_file_keys_equal_flags(tmp_path: Path) -> None:
     f.write_text("train: [nowhere.jsonl]\nlearning-rate: 0.001\n")
     res = CliRunner().invoke(main, ["run", "--config", str(f)])
     assert res.exit_code != 0 and "No data file matches nowhere.jsonl" in res.output
+
+
+def test_resume_last_finds_the_newest_checkpoint_of_earlier_runs(tmp_path: Path) -> None:
+    from trainer.settings import TrainSettings
+    from trainer.train import resume_point
+
+    s = TrainSettings.from_params({"train": ["x"], "resume": "last", "output_dir": str(tmp_path), "name": "m"}, set())
+    with pytest.raises(ConfigError, match="found no checkpoint of 'm'"):
+        resume_point(s)
+    for run, steps in (("m-20261127-100000", (50, 400)), ("m-20261127-110000", (100, 200)), ("other-2026", (900,))):
+        for n in steps:
+            (tmp_path / run / f"checkpoint-{n}").mkdir(parents=True)
+    assert resume_point(s) == str(tmp_path / "m-20261127-110000" / "checkpoint-200")
+    named = TrainSettings.from_params({"train": ["x"], "resume": "some/dir", "name": "m"}, set())
+    assert resume_point(named) == "some/dir"

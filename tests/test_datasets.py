@@ -133,6 +133,27 @@ def test_download_lays_out_the_readers_tree_and_credits_the_authors(
     assert _fetch(home, tmp_path, upstream) == root and len(upstream.requests) == n  # found in the cache
 
 
+def test_two_downloads_at_once_fetch_each_file_once_and_both_find_the_data(
+    upstream: Upstream, home: dict[str, str], tmp_path: Path
+) -> None:
+    results: list[Path | BaseException] = []
+
+    def one() -> None:
+        try:
+            results.append(_fetch(home, tmp_path, upstream))
+        except BaseException as exc:  # reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    root = tmp_path / "cache" / "lmr" / "idrisi"
+    assert results == [root, root]
+    assert sorted(upstream.requests) == sorted(UPSTREAM.values()), "the second waited and found the data"
+
+
 def test_corrupted_file_is_rejected_and_the_rest_kept_for_the_next_run(
     upstream: Upstream, home: dict[str, str], tmp_path: Path
 ) -> None:

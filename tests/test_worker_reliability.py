@@ -192,6 +192,27 @@ def test_a_model_failing_on_everything_is_held_not_dead_lettered(
     assert len(r.outputs) == 6 and r.dlq == []
 
 
+class Poisoned(Flaky):
+    """A real model that always fails on posts containing POISON (and works on everything else)."""
+
+    def predict_words(self, words_list: Any, texts: Any, **kw: Any) -> Any:
+        self.calls += 1
+        if any("POISON" in t for t in texts):
+            raise ValueError("cannot read this post")
+        return self.inner.predict_words(words_list, texts, **kw)
+
+
+@pytest.mark.parametrize("others", [0, 3])
+def test_a_post_the_model_fails_on_is_read_the_fewest_times(extractor: Any, others: int) -> None:
+    model = Poisoned(extractor)
+    pipe = Pipeline(ModelManager("unused", extractor=model))
+    texts = ["Rain in POISON town"] + [f"Flooding in Houston {i}" for i in range(others)]
+    r = pipe.process([Message(json.dumps({"text": t}).encode(), "t", 0, i) for i, t in enumerate(texts)])
+    assert len(r.outputs) == others and r.dlq_reasons == ["model_error"]
+    # the batch, (each post alone when the batch held others), the canary, the failed post once more
+    assert model.calls == (1 + (others + 1 if others else 0)) + 1 + 1
+
+
 def test_a_bad_reload_is_rolled_back_and_the_batch_redone_with_the_previous_model(
     tiny_model: Path, extractor: Any, tmp_path: Path
 ) -> None:

@@ -187,6 +187,23 @@ def _records(examples: list[Example], labels: list[str], case: bool, report: Ali
     return out
 
 
+def resume_point(s: TrainSettings) -> str | None:
+    """The checkpoint ``--resume`` names: a directory as given, or for ``last`` the newest ``checkpoint-N``
+    of this model's earlier runs under ``--output-dir`` (each run writes to its own ``NAME-STAMP`` folder)."""
+    if s.resume != "last":
+        return s.resume
+    found = [c for run in Path(s.output_dir).glob(f"{s.name}-*") for c in run.glob("checkpoint-*") if c.is_dir()]
+    found = [c for c in found if c.name.removeprefix("checkpoint-").isdigit()]
+    if not found:
+        raise ConfigError(
+            f"--resume last found no checkpoint of {s.name!r} under {s.output_dir}/{s.name}-*/.",
+            "run without --resume, or pass --resume DIR with a checkpoint-N directory.",
+        )
+    newest = max(found, key=lambda c: (c.parent.name, int(c.name.removeprefix("checkpoint-"))))
+    log.info("Resuming from %s", newest)
+    return str(newest)
+
+
 def fit(p: Prepared) -> Fitted:
     """Train with Hugging Face's Trainer, then evaluate the kept checkpoint and choose the threshold."""
     import torch
@@ -231,7 +248,7 @@ def fit(p: Prepared) -> Fitted:
         group_by_length=s.group_by_length,
     )
     try:
-        trainer.train(resume_from_checkpoint=True if s.resume == "last" else s.resume)
+        trainer.train(resume_from_checkpoint=resume_point(s))
     except ValueError as exc:
         if "checkpoint" in str(exc).lower():
             raise ConfigError(

@@ -214,6 +214,8 @@ class ExtractStage:
         try:
             return Extraction(list(self._run(extractor, posts, clock)), clock[0])
         except Exception as exc:
+            if len(posts) == 1:  # already isolated: reading it again alone would only repeat the failure
+                return Extraction([exc], clock[0])
             log.warning(
                 "model failed on a batch of %d posts (%s); retrying post by post to isolate the bad one",
                 len(posts),

@@ -97,6 +97,7 @@ def decode_json(s: str) -> Any:
         raise _TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     return _check(obj, _SURROGATE_ESCAPE.search(s) is not None)
 
+
 @dataclass(frozen=True)
 class Message:
     """One input record, whatever the transport (Kafka or a file)."""

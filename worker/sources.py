@@ -85,6 +85,7 @@ class FileSource:
 
     def end_offsets(self) -> dict[tuple[str, int], int]:
         return {}
+
     def take_revoked(self) -> Partitions:
         return set()
 
