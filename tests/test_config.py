@@ -138,3 +138,14 @@ def test_resume_last_finds_the_newest_checkpoint_of_earlier_runs(tmp_path: Path)
     assert resume_point(s) == str(tmp_path / "m-20261127-110000" / "checkpoint-200")
     named = TrainSettings.from_params({"train": ["x"], "resume": "some/dir", "name": "m"}, set())
     assert resume_point(named) == "some/dir"
+
+
+def test_the_time_budget_leaves_room_for_every_pass_after_training() -> None:
+    from trainer.settings import TrainSettings
+    from trainer.train import final_eval_scale
+
+    plain = TrainSettings.from_params({"train": ["x"]}, set())
+    typed = TrainSettings.from_params({"train": ["x"], "types": "coarse"}, set())
+    assert final_eval_scale(plain, 100, 0) == 1.0
+    assert final_eval_scale(plain, 100, 300) == 4.0  # selection + held-out posts, 3x as many
+    assert final_eval_scale(typed, 100, 300) == 8.0, "typed F1 reads both sets once more"

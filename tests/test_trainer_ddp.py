@@ -127,6 +127,7 @@ def test_torchrun_two_processes_publish_one_model(tiny_data: Path, tmp_path: Pat
     model_dir = tmp_path / "reg" / "ddp"
     assert sorted(p.name for p in model_dir.iterdir()) == ["LATEST", "v1"]
     assert proc.stdout.count("published:") == 1
+    assert log.count("Data: ") == 1 and log.count("Published ") == 1, "rank 0 alone reports the run's lines"
     assert len(list((tmp_path / "runs" / "wandb").glob("offline-run-*"))) == 1
     card: dict[str, Any] = json.loads((model_dir / "v1" / "card.json").read_text())
     assert card["training"]["processes"] == 2 and card["training"]["global_steps"] == 4

@@ -7,6 +7,7 @@ training. Every helper is a no-op in a single process, so the same code path ser
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,18 @@ def init(device: str) -> None:
     if device == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    if dist.get_rank() != 0:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(rank_zero_speaks)
+
+
+EVERY_RANK = {"every_rank": True}  # ``extra=`` for an INFO line that each rank should log (its own share)
+
+
+def rank_zero_speaks(record: logging.LogRecord) -> bool:
+    """Log filter for ranks other than 0: warnings and errors, and INFO lines marked :data:`EVERY_RANK`;
+    the rest (data sizes, evaluations, publishing) rank 0 reports once for the run."""
+    return record.levelno > logging.INFO or bool(getattr(record, "every_rank", False))
 
 
 def rank() -> int:

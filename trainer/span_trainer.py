@@ -35,7 +35,13 @@ class ShardedExtractor(Extractor):
         mine = distributed.shard(len(texts))
         preds = super().predict_words([words_list[i] for i in mine], [texts[i] for i in mine], **kw)
         if distributed.world_size() > 1:
-            log.info("Evaluation: rank %d predicted %d of %d posts.", distributed.rank(), len(mine), len(texts))
+            log.info(
+                "Evaluation: rank %d predicted %d of %d posts.",
+                distributed.rank(),
+                len(mine),
+                len(texts),
+                extra=distributed.EVERY_RANK,
+            )
         return distributed.gather_shards(len(texts), preds)
 
 

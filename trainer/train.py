@@ -204,6 +204,13 @@ def resume_point(s: TrainSettings) -> str | None:
     return str(newest)
 
 
+def final_eval_scale(s: TrainSettings, n_eval: int, n_heldout: int) -> float:
+    """Model passes after training, in selection-set units, that the time budget must leave room for: the
+    selection set and the held-out events, each read once more for typed F1 when the model is typed."""
+    passes = 2 if s.types != "none" else 1
+    return passes * (1 + n_heldout / max(1, n_eval))
+
+
 def fit(p: Prepared) -> Fitted:
     """Train with Hugging Face's Trainer, then evaluate the kept checkpoint and choose the threshold."""
     import torch
@@ -230,7 +237,7 @@ def fit(p: Prepared) -> Fitted:
                 s.time_budget_min,
                 time_schedule=s.lr_scheduler == "time-linear",
                 warmup_ratio=s.warmup_ratio,
-                final_eval_scale=1 + len(p.heldout) / max(1, len(p.eval)),
+                final_eval_scale=final_eval_scale(s, len(p.eval), len(p.heldout)),
             )
         )
     trainer = make_trainer(
