@@ -132,7 +132,9 @@ def test_resume_last_finds_the_newest_checkpoint_of_earlier_runs(tmp_path: Path)
     s = TrainSettings.from_params({"train": ["x"], "resume": "last", "output_dir": str(tmp_path), "name": "m"}, set())
     with pytest.raises(ConfigError, match="found no checkpoint of 'm'"):
         resume_point(s)
-    for run, steps in (("m-20261127-100000", (50, 400)), ("m-20261127-110000", (100, 200)), ("other-2026", (900,))):
+    runs = {"m-20261127-100000": (50, 400), "m-20261127-110000": (100, 200)}
+    runs |= {"other-20261127-120000": (900,), "m-fold1-20261127-120000": (800,)}  # other models' runs
+    for run, steps in runs.items():
         for n in steps:
             (tmp_path / run / f"checkpoint-{n}").mkdir(parents=True)
     assert resume_point(s) == str(tmp_path / "m-20261127-110000" / "checkpoint-200")

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,7 +170,7 @@ def prepare(s: TrainSettings) -> Prepared:
         "total_spans": report.total,
         **recipe_info,
     }
-    stamp = distributed.broadcast(datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))  # one run directory for all ranks
+    stamp = distributed.broadcast(datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))  # one run dir for all ranks
     run_dir = Path(s.output_dir) / f"{s.name}-{stamp}"
     return Prepared(
         s, device, train_ex, eval_ex, spec, model, train_records, eval_records, report, card, run_dir, heldout_ex
@@ -187,13 +188,16 @@ def _records(examples: list[Example], labels: list[str], case: bool, report: Ali
     return out
 
 
+RUN_STAMP = r"-\d{8}-\d{6}"  # a run folder is NAME + this (prepare); NAME-fold1-... belongs to another model
+
+
 def resume_point(s: TrainSettings) -> str | None:
     """The checkpoint ``--resume`` names: a directory as given, or for ``last`` the newest ``checkpoint-N``
     of this model's earlier runs under ``--output-dir`` (each run writes to its own ``NAME-STAMP`` folder)."""
     if s.resume != "last":
         return s.resume
-    found = [c for run in Path(s.output_dir).glob(f"{s.name}-*") for c in run.glob("checkpoint-*") if c.is_dir()]
-    found = [c for c in found if c.name.removeprefix("checkpoint-").isdigit()]
+    runs = [r for r in Path(s.output_dir).glob(f"{s.name}-*") if re.fullmatch(RUN_STAMP, r.name.removeprefix(s.name))]
+    found = [c for r in runs for c in r.glob("checkpoint-*") if c.is_dir() and re.fullmatch(r"checkpoint-\d+", c.name)]
     if not found:
         raise ConfigError(
             f"--resume last found no checkpoint of {s.name!r} under {s.output_dir}/{s.name}-*/.",

@@ -191,8 +191,8 @@ class Worker:
                 text_field=s.text_field,
                 id_field=s.id_field,
                 max_text_bytes=s.max_text_bytes,
-                keep_events=bool(s.metrics_port),
-            ),  # the status page maps resolved places
+                keep_events=bool(s.metrics_port),  # the status page maps resolved places
+            ),
             on_processing_error=self.on_processing_error,
         )
         if s.source_path is not None and s.sink_path is not None:
