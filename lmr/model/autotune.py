@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lmr.model import calibration
-from lmr.model.runtimes import cpu_has_native_bf16
+from lmr.model.runtimes import ENGINE_REVISION, cpu_has_native_bf16
 from lmr.words import split_words
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ def agreement(ref: Sequence[Sequence[tuple[int, int]]], got: Sequence[Sequence[t
 
 
 def _cache_file(model_path: str, options: AutoOptions) -> Path:
-    ident = f"{CACHE_FORMAT}|{calibration.model_key(model_path)}|{cpu_identity()}|{','.join(candidates(options))}"
+    engine = f"{CACHE_FORMAT}|{ENGINE_REVISION}"
+    ident = f"{engine}|{calibration.model_key(model_path)}|{cpu_identity()}|{','.join(candidates(options))}"
     return calibration.cache_dir() / "runtime" / f"{hashlib.sha256(ident.encode()).hexdigest()[:24]}.json"
 
 

@@ -9,10 +9,13 @@ Speed-ups, selectable at load time (``runtime=``):
   ``A = W1a · relu(s) + b1`` and ``B = W1b · relu(e)``. Per span this costs 4D additions and 4D
   multiply-adds per label instead of 12·D² multiply-adds: the span head, half of the plain
   model's CPU time, almost vanishes. The result is exact up to float rounding.
+  The per-word projections (``A``, ``B`` and the start/end MLPs before them) run on the real words
+  of a batch only, the start and end MLPs' first layers as one product; ``fused-int8`` runs these
+  five layers with int8 weights too.
 * **Encoder runtime**: ``torch`` (as trained), ``bf16`` (a bfloat16 copy of the encoder, the
   LSTM and the fused head under bf16 autocast: fast where the CPU has bf16 instructions, e.g.
-  AVX512-BF16/AMX), ``int8`` (torch dynamic int8
-  quantisation of the encoder's linear layers), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime) or
+  AVX512-BF16/AMX), ``int8`` (torch dynamic int8 quantisation of the encoder's and the span
+  head's linear layers), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime) or
   ``onnx-int8`` (the same, dynamically quantised by ONNX Runtime).
 * **Padding-free encoder** (``fused`` and ``fused-bf16`` with a BERT encoder, such as the offline
   MiniLM): the linear layers, which hold nearly all of the encoder's arithmetic, run on the real
@@ -37,6 +40,8 @@ from lmr.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
+# Bump when a fast runtime's arithmetic changes: cached ``auto`` choices measured on an older engine are then ignored.
+ENGINE_REVISION = 2
 RUNTIMES = ("torch", "fused", "fused-bf16", "fused-int8", "onnx", "onnx-int8")
 # The fastest runtime whose exact-span F1 stays within 0.005 of plain torch (bench/inference_speed.py):
 # fused-bf16 where the CPU has native bf16 instructions (AVX512-BF16 or AMX), else fused.
@@ -99,28 +104,49 @@ def _fused_head(core: Any) -> Any:
             "load with runtime='torch'.",
         )
 
+    def linear(w: Any, b: Any) -> Any:
+        lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
+        lin.weight.data = w.detach().clone()
+        if b is not None:
+            lin.bias.data = b.detach().clone()
+        return lin.eval().requires_grad_(False)
+
     class FusedSpanHead(nn.Module):
+        """The span head on the real words of a batch; its five linear layers are what ``fused-int8`` quantises."""
+
+        INT8_LAYERS = ("first", "start_out", "end_out", "to_a", "to_b")
+
         def __init__(self) -> None:
             super().__init__()
             self.max_width = int(marker.max_width)
-            self.project_start = marker.project_start
-            self.project_end = marker.project_end
+            ps, pe = marker.project_start, marker.project_end
+            # the first layers of the start and end projections read the same words: one product
+            self.first = linear(torch.cat([ps[0].weight, pe[0].weight]), torch.cat([ps[0].bias, pe[0].bias]))
+            self.split = int(ps[0].out_features)
+            self.start_out, self.end_out = linear(ps[3].weight, ps[3].bias), linear(pe[3].weight, pe[3].bias)
             lin1, lin2 = marker.out_project[0], marker.out_project[3]
             d = lin1.weight.shape[1] // 2
-            self.w1a = nn.Parameter(lin1.weight[:, :d].detach().t().contiguous(), requires_grad=False)
-            self.w1b = nn.Parameter(lin1.weight[:, d:].detach().t().contiguous(), requires_grad=False)
-            self.b1 = nn.Parameter(lin1.bias.detach().clone(), requires_grad=False)
+            self.to_a = linear(lin1.weight[:, :d], lin1.bias)  # A = W1a relu(s) + b1
+            self.to_b = linear(lin1.weight[:, d:], None)  # B = W1b relu(e)
             self.w2 = nn.Parameter(lin2.weight.detach().clone(), requires_grad=False)  # (D, 4D)
             self.b2 = nn.Parameter(lin2.bias.detach().clone(), requires_grad=False)
             self.prompt_rep_layer = core.prompt_rep_layer
 
         def forward(self, words: torch.Tensor, prompts: torch.Tensor, span_mask: torch.Tensor) -> torch.Tensor:
             q = self.prompt_rep_layer(prompts)  # B, C, D
-            a = torch.relu(self.project_start(words)) @ self.w1a + self.b1  # B, L, 4D
-            e = torch.relu(self.project_end(words)) @ self.w1b  # B, L, 4D
+            b, length, k = words.shape[0], words.shape[1], self.max_width
+            # per-word projections on the real words only (a word is real where its width-1 span is)
+            keep = span_mask[..., 0].reshape(-1).nonzero().squeeze(1)
+            f = torch.relu(self.first(words.reshape(b * length, -1)[keep]))
+            a_real = self.to_a(torch.relu(self.start_out(f[:, : self.split])))
+            e_real = self.to_b(torch.relu(self.end_out(f[:, self.split :])))
+            a = a_real.new_zeros(b * length, a_real.shape[1])
+            a[keep] = a_real
+            e = e_real.new_zeros(b * length, e_real.shape[1])
+            e[keep] = e_real
+            a, e = a.view(b, length, -1), e.view(b, length, -1)
             v = q @ self.w2  # B, C, 4D
             c = q @ self.b2  # B, C
-            length, k = words.shape[1], self.max_width
             e = torch.nn.functional.pad(e, (0, 0, 0, k))
             scores = torch.stack(
                 [torch.relu(a + e[:, w : w + length]) @ v.transpose(1, 2) for w in range(k)], dim=2
@@ -274,6 +300,16 @@ def _int8_linear(lin: Any) -> Any:
     return DynamicLinear.from_float(lin)
 
 
+def int8_head(head: Any) -> Any:
+    """A copy of the fused span head with its per-word linear layers in int8 (as the encoder's, per channel)."""
+    import copy
+
+    head = copy.deepcopy(head)
+    for name in head.INT8_LAYERS:
+        setattr(head, name, _int8_linear(getattr(head, name)))
+    return head
+
+
 def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[str] = INT8_FLOAT_LAYERS) -> Any:
     """``(encoder, unpadded)`` for the ``fused-int8`` runtime; the float ``encoder`` passed in is left untouched.
 
@@ -401,6 +437,7 @@ class FastEngine:
             self.head = copy.deepcopy(self.head).to(torch.bfloat16)
         elif runtime == "fused-int8":
             self.encoder, self._unpadded = int8_encoder(self.encoder, padding_free)
+            self.head = int8_head(self.head)
         elif runtime in ("onnx", "onnx-int8"):
             if getattr(self.encoder, "projection", None) is not None:
                 raise ModelError(
