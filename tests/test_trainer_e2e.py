@@ -38,6 +38,12 @@ def test_published_layout_and_manifest(tiny_model: Path) -> None:
     data = json.loads((v / "card.json").read_text())
     assert [row["step"] for row in data["evaluations"]] == [8, 16]
     assert data["training"]["global_steps"] == 16 and data["training"]["processes"] == 1
+    avg = data["training"]["checkpoint_average"]  # best (step 8 or 16) vs its average with checkpoint-16
+    assert (
+        avg["kept"] == "best"
+        if "reason" in avg
+        else avg["kept"] == ("average" if avg["average_f1"] > avg["best_f1"] else "best")
+    )
     assert data["threshold"] == man["threshold"] and data["metrics"]["n_posts"] == 8
     assert "Evaluations during training" in card
 
@@ -189,3 +195,51 @@ def test_run_on_idrisi_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     v1 = tmp_path / "reg" / "ref" / "v1"
     config = json.loads((v1 / "training_config.json").read_text())
     assert config["train"] == ["idrisi:lmr/train"]  # the reference, not this machine's path
+
+
+def test_checkpoint_average_is_kept_only_when_it_scores_higher(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """Best = trained weights + noise, last = trained weights - noise: their average is the trained model."""
+    import torch
+    from safetensors.torch import save_file
+
+    from lmr.model.extractor import load_extractor
+    from lmr.readers import read_examples
+    from trainer.averaging import keep_better_average, last_checkpoint
+    from trainer.span_trainer import evaluate_model
+
+    ex = load_extractor(str(tiny_model), runtime="torch")
+    model, spec, examples = ex.model, ex.spec, read_examples([tiny_data])
+    trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    good, _ = evaluate_model(model, spec, examples)
+    assert good["f1"] > 0.3, "the tiny model must find mentions for this test to mean anything"
+    gen = torch.Generator().manual_seed(0)
+    noise = {k: torch.randn(v.shape, generator=gen) * 0.5 for k, v in trained.items() if v.is_floating_point()}
+    for name, sign in (("checkpoint-4", 1), ("checkpoint-12", -1)):
+        (tmp_path / name).mkdir()
+        save_file(
+            {k: (v + sign * noise[k]).contiguous() for k, v in noise.items() for v in [trained[k]]},
+            str(tmp_path / name / "model.safetensors"),
+        )
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-12", "by step number, not by name"
+
+    model.load_state_dict({k: trained[k] + noise[k] for k in noise}, strict=False)
+    noisy, thr = evaluate_model(model, spec, examples)
+    assert noisy["f1"] < good["f1"]
+    kw = {"best_checkpoint": str(tmp_path / "checkpoint-4"), "run_dir": tmp_path, "threshold": None, "batch_size": 8}
+    metrics, _, record = keep_better_average(model, spec, examples, (noisy, thr), **kw)
+    assert record["kept"] == "average" and record["average_f1"] > record["best_f1"] == noisy["f1"]
+    assert metrics["f1"] == record["average_f1"]
+    assert all(torch.allclose(model.state_dict()[k], trained[k], atol=1e-5) for k in noise)
+
+    # now the model is the good one and the average (with the -noise checkpoint) is worse: weights restored
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    metrics, _, record = keep_better_average(model, spec, examples, (metrics, thr), **kw)
+    assert record["kept"] == "best" and record["average_f1"] <= record["best_f1"]
+    assert all(torch.equal(model.state_dict()[k], before[k]) for k in before)
+    # the best checkpoint being the last one: nothing to average
+    _, _, record = keep_better_average(
+        model, spec, examples, (metrics, thr), **{**kw, "best_checkpoint": str(tmp_path / "checkpoint-12")}
+    )
+    assert record["kept"] == "best" and "last one" in record["reason"]

@@ -132,6 +132,10 @@ def test_settings_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         WorkerSettings(model="m", device="tpu")
     ssl = KafkaSettings(security_protocol="SSL", ssl_check_hostname=False).producer()
     assert ssl["security_protocol"] == "SSL" and ssl["ssl_check_hostname"] is False and "sasl_mechanism" not in ssl
+    for wait in (0, 30_000):
+        with pytest.raises(ConfigError, match="--fetch-max-wait-ms"):
+            KafkaSettings(fetch_max_wait_ms=wait)
+    assert KafkaSettings(fetch_max_wait_ms=100).consumer()["fetch_max_wait_ms"] == 100
 
 
 def test_created_at_formats_and_replay_order(tmp_path: Path) -> None:

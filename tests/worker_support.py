@@ -88,6 +88,7 @@ def settings(bootstrap: str, model: Path | str, **kw: Any) -> WorkerSettings:
         "model": str(model),
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1000,
+        "fetch_max_wait_ms": 100,  # Tansu answers a fetch only when this wait expires
         "batch_size": 8,
         "max_wait_ms": 100,
         "retry_backoff_s": 0.2,

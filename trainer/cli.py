@@ -76,6 +76,12 @@ def recipe_options(f: Any) -> Any:
             show_default=True,
             help="Fused span head in the training step (exact, faster).",
         ),
+        option(
+            "--average-checkpoints/--no-average-checkpoints",
+            default=_d("average_checkpoints"),
+            show_default=True,
+            help="Average the best and the last checkpoint; keep the average if it scores higher on the selection set.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)

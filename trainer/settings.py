@@ -95,6 +95,7 @@ class TrainSettings:
     name_swap: float = 0.0  # share of training posts whose mentions are swapped for gazetteer names
     case_noise: float = 0.0  # share of training posts with some non-mention words capitalised
     fused_head: bool = True  # fused span head in the training step (exact; trainer/fused.py)
+    average_checkpoints: bool = True  # keep the best+last checkpoint average if it scores higher (averaging.py)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], explicit: set[str]) -> TrainSettings:

@@ -26,7 +26,7 @@ from lmr.model import autotune, registry
 from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
 from lmr.readers import Example, read_examples
 from lmr.words import Word, split_words
-from trainer import budget, distributed, recipe
+from trainer import averaging, budget, distributed, recipe
 from trainer.card import ModelCard
 from trainer.data import AlignmentReport, files_digest, split_train_eval, to_gliner
 from trainer.model import build_fresh, encoder_is_uncased
@@ -210,9 +210,10 @@ def resume_point(s: TrainSettings) -> str | None:
 
 def final_eval_scale(s: TrainSettings, n_eval: int, n_heldout: int) -> float:
     """Model passes after training, in selection-set units, that the time budget must leave room for: the
-    selection set and the held-out events, each read once more for typed F1 when the model is typed."""
+    selection set and the held-out events, each read once more for typed F1 when the model is typed, and
+    the selection set once more for the checkpoint average."""
     passes = 2 if s.types != "none" else 1
-    return passes * (1 + n_heldout / max(1, n_eval))
+    return passes * (1 + n_heldout / max(1, n_eval)) + (1 if s.average_checkpoints else 0)
 
 
 def fit(p: Prepared) -> Fitted:
@@ -283,6 +284,17 @@ def fit(p: Prepared) -> Fitted:
     threshold = s.threshold if s.threshold is not None else 0.5
     if has_eval:
         metrics, threshold = evaluate_model(model, p.spec, p.eval, threshold=s.threshold, batch_size=s.eval_batch_size)
+        if s.average_checkpoints:
+            metrics, threshold, p.card.training["checkpoint_average"] = averaging.keep_better_average(
+                model,
+                p.spec,
+                p.eval,
+                (metrics, threshold),
+                best_checkpoint=trainer.state.best_model_checkpoint,
+                run_dir=p.run_dir,
+                threshold=s.threshold,
+                batch_size=s.eval_batch_size,
+            )
     p.spec.threshold = p.card.threshold = threshold
     metrics.update(recipe.extra_metrics(s, Extractor(model, p.spec), p.eval, p.heldout, threshold))
     p.card.metrics = metrics

@@ -122,6 +122,13 @@ def kafka_options(f: Any) -> Any:
 @option("--max-poll-interval-ms", type=int, default=_d("max_poll_interval_ms"), show_default=True)
 @option("--max-poll-records", type=int, default=_d("max_poll_records"), show_default=True)
 @option(
+    "--fetch-max-wait-ms",
+    type=int,
+    default=_d("fetch_max_wait_ms"),
+    show_default=True,
+    help="Longest a fetch waits for data at the broker (lower it on brokers that answer only when it expires).",
+)
+@option(
     "--create-topics",
     type=int,
     default=0,

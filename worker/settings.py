@@ -56,6 +56,9 @@ class KafkaSettings:
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     max_poll_records: int = 500
+    # how long the broker may hold a fetch that has no data yet: Kafka answers as soon as data arrives, some
+    # Kafka-compatible brokers (Tansu, the embedded demo broker) only when this wait expires: lower it there
+    fetch_max_wait_ms: int = 500
     # producer
     compression_type: str = "none"
     acks: str = "all"
@@ -110,6 +113,11 @@ class KafkaSettings:
                 )
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise ConfigError(f"--auto-offset-reset must be earliest or latest, not {self.auto_offset_reset!r}.", None)
+        if not 0 < self.fetch_max_wait_ms < self.request_timeout_ms:
+            raise ConfigError(
+                f"--fetch-max-wait-ms must be positive and below --request-timeout-ms, not {self.fetch_max_wait_ms}.",
+                "use 500 (Kafka's default), or 50-100 on brokers that answer fetches only when the wait expires.",
+            )
         if self.session_timeout_ms <= self.heartbeat_interval_ms:
             raise ConfigError(
                 "--session-timeout-ms must exceed --heartbeat-interval-ms.",
@@ -155,6 +163,7 @@ class KafkaSettings:
             "heartbeat_interval_ms": self.heartbeat_interval_ms,
             "max_poll_interval_ms": self.max_poll_interval_ms,
             "max_poll_records": self.max_poll_records,
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
             "request_timeout_ms": max(self.request_timeout_ms, self.session_timeout_ms + 5_000),
         }
 
