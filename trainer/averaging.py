@@ -50,7 +50,7 @@ def average_into(model: Any, other: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    before = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}  # off the GPU
     mean = {}
     for k, v in before.items():
         if v.is_floating_point():

@@ -279,10 +279,17 @@ def fit(p: Prepared) -> Fitted:
         torch=torch.__version__,
         transformers=transformers.__version__,
     )
-    # Final evaluation of the kept (best) model and threshold choice.
+    metrics, threshold = _evaluate_kept(p, model, trainer.state.best_model_checkpoint)
+    return Fitted(model, metrics, threshold, float(p.card.training.get("train_seconds", 0.0)), wb)
+
+
+def _evaluate_kept(p: Prepared, model: Any, best_checkpoint: str | None) -> tuple[dict[str, Any], float]:
+    """Final evaluation of the kept model (the best checkpoint, or its average with the last one) and the
+    threshold choice, both on the selection set; then the held-out events and typed F1 (recipe)."""
+    s = p.settings
     metrics: dict[str, Any] = {}
     threshold = s.threshold if s.threshold is not None else 0.5
-    if has_eval:
+    if p.eval:
         metrics, threshold = evaluate_model(model, p.spec, p.eval, threshold=s.threshold, batch_size=s.eval_batch_size)
         if s.average_checkpoints:
             metrics, threshold, p.card.training["checkpoint_average"] = averaging.keep_better_average(
@@ -290,7 +297,7 @@ def fit(p: Prepared) -> Fitted:
                 p.spec,
                 p.eval,
                 (metrics, threshold),
-                best_checkpoint=trainer.state.best_model_checkpoint,
+                best_checkpoint=best_checkpoint,
                 run_dir=p.run_dir,
                 threshold=s.threshold,
                 batch_size=s.eval_batch_size,
@@ -299,7 +306,7 @@ def fit(p: Prepared) -> Fitted:
     metrics.update(recipe.extra_metrics(s, Extractor(model, p.spec), p.eval, p.heldout, threshold))
     p.card.metrics = metrics
     log.info("Eval: %s", {k: metrics.get(k) for k in ("precision", "recall", "f1", "wer", "threshold")})
-    return Fitted(model, metrics, threshold, float(p.card.training.get("train_seconds", 0.0)), wb)
+    return metrics, threshold
 
 
 def _inference_info(model: Any, spec: ModelSpec) -> dict[str, Any]:
