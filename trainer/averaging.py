@@ -24,7 +24,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 def last_checkpoint(run_dir: Path) -> Path | None:
     """The ``checkpoint-N`` folder of ``run_dir`` with the largest N, or ``None``."""
-    found = [c for c in run_dir.glob("checkpoint-*") if c.name.removeprefix("checkpoint-").isdigit()]
+    found = [c for c in run_dir.glob("checkpoint-*") if c.is_dir() and c.name.removeprefix("checkpoint-").isdigit()]
     return max(found, key=lambda c: int(c.name.removeprefix("checkpoint-")), default=None)
 
 
@@ -54,7 +54,7 @@ def average_into(model: Any, other: dict[str, Any]) -> dict[str, Any]:
     mean = {}
     for k, v in before.items():
         if v.is_floating_point():
-            mean[k] = (v.float() + other[k].to(v.device).float()).div_(2).to(v.dtype)
+            mean[k] = (v.float() + other[k].float()).div_(2).to(v.dtype)
     with torch.no_grad():
         model.load_state_dict(mean, strict=False)
     return before
@@ -75,7 +75,9 @@ def keep_better_average(
     the last checkpoint, by F1 on ``examples``; ``record`` says what was compared, for the model card."""
     metrics, thr = best
     last = last_checkpoint(run_dir)
-    if last is None or best_checkpoint is None or Path(best_checkpoint).resolve() == last.resolve():
+    if last is None or best_checkpoint is None:
+        return metrics, thr, {"kept": "best", "reason": "the run kept no checkpoint to average"}
+    if Path(best_checkpoint).resolve() == last.resolve():
         return metrics, thr, {"kept": "best", "reason": "the best checkpoint is the last one"}
     try:
         before = average_into(model, checkpoint_weights(last))

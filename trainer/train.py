@@ -197,13 +197,13 @@ def resume_point(s: TrainSettings) -> str | None:
     if s.resume != "last":
         return s.resume
     runs = [r for r in Path(s.output_dir).glob(f"{s.name}-*") if re.fullmatch(RUN_STAMP, r.name.removeprefix(s.name))]
-    found = [c for r in runs for c in r.glob("checkpoint-*") if c.is_dir() and re.fullmatch(r"checkpoint-\d+", c.name)]
+    found = [c for r in runs if (c := averaging.last_checkpoint(r)) is not None]
     if not found:
         raise ConfigError(
             f"--resume last found no checkpoint of {s.name!r} under {s.output_dir}/{s.name}-*/.",
             "run without --resume, or pass --resume DIR with a checkpoint-N directory.",
         )
-    newest = max(found, key=lambda c: (c.parent.name, int(c.name.removeprefix("checkpoint-"))))
+    newest = max(found, key=lambda c: c.parent.name)  # the newest run's last checkpoint
     log.info("Resuming from %s", newest)
     return str(newest)
 

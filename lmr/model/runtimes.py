@@ -91,6 +91,17 @@ class FastOutput:
         return self.logits
 
 
+def _frozen_linear(weight: Any, bias: Any) -> Any:
+    """An inference-only ``nn.Linear`` holding copies of ``weight`` (out, in) and ``bias`` (or none)."""
+    from torch import nn
+
+    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype)
+    lin.weight.data = weight.detach().clone()
+    if bias is not None:
+        lin.bias.data = bias.detach().clone()
+    return lin.eval().requires_grad_(False)
+
+
 def _fused_head(core: Any) -> Any:
     import torch
     from torch import nn
@@ -104,13 +115,6 @@ def _fused_head(core: Any) -> Any:
             "load with runtime='torch'.",
         )
 
-    def linear(w: Any, b: Any) -> Any:
-        lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
-        lin.weight.data = w.detach().clone()
-        if b is not None:
-            lin.bias.data = b.detach().clone()
-        return lin.eval().requires_grad_(False)
-
     class FusedSpanHead(nn.Module):
         """The span head on the real words of a batch; its five linear layers are what ``fused-int8`` quantises."""
 
@@ -121,13 +125,14 @@ def _fused_head(core: Any) -> Any:
             self.max_width = int(marker.max_width)
             ps, pe = marker.project_start, marker.project_end
             # the first layers of the start and end projections read the same words: one product
-            self.first = linear(torch.cat([ps[0].weight, pe[0].weight]), torch.cat([ps[0].bias, pe[0].bias]))
+            self.first = _frozen_linear(torch.cat([ps[0].weight, pe[0].weight]), torch.cat([ps[0].bias, pe[0].bias]))
             self.split = int(ps[0].out_features)
-            self.start_out, self.end_out = linear(ps[3].weight, ps[3].bias), linear(pe[3].weight, pe[3].bias)
+            self.start_out = _frozen_linear(ps[3].weight, ps[3].bias)
+            self.end_out = _frozen_linear(pe[3].weight, pe[3].bias)
             lin1, lin2 = marker.out_project[0], marker.out_project[3]
             d = lin1.weight.shape[1] // 2
-            self.to_a = linear(lin1.weight[:, :d], lin1.bias)  # A = W1a relu(s) + b1
-            self.to_b = linear(lin1.weight[:, d:], None)  # B = W1b relu(e)
+            self.to_a = _frozen_linear(lin1.weight[:, :d], lin1.bias)  # A = W1a relu(s) + b1
+            self.to_b = _frozen_linear(lin1.weight[:, d:], None)  # B = W1b relu(e)
             self.w2 = nn.Parameter(lin2.weight.detach().clone(), requires_grad=False)  # (D, 4D)
             self.b2 = nn.Parameter(lin2.bias.detach().clone(), requires_grad=False)
             self.prompt_rep_layer = core.prompt_rep_layer
@@ -229,11 +234,8 @@ class UnpaddedBert:
         self.qkv: list[Any] = []
         for layer in bert.encoder.layer:
             sa = layer.attention.self
-            lin = torch.nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, device=sa.query.weight.device)
-            lin = lin.to(sa.query.weight.dtype).eval().requires_grad_(False)
-            lin.weight.copy_(torch.cat([sa.query.weight, sa.key.weight, sa.value.weight]))
-            lin.bias.copy_(torch.cat([sa.query.bias, sa.key.bias, sa.value.bias]))
-            self.qkv.append(lin)
+            w = torch.cat([sa.query.weight, sa.key.weight, sa.value.weight])
+            self.qkv.append(_frozen_linear(w, torch.cat([sa.query.bias, sa.key.bias, sa.value.bias])))
 
     @staticmethod
     def supports(encoder: Any) -> bool:
