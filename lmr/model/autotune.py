@@ -2,7 +2,8 @@
 
 At load time each candidate runtime (:data:`CPU_CANDIDATES`, bf16 only where the CPU reports native
 bf16) runs the model's calibration set (:mod:`lmr.model.calibration`): its spans must agree with
-the exact runtime's (span F1 >= :data:`MIN_AGREEMENT`), and its speed is timed on the same posts
+the exact runtime's (:func:`accepts`: span F1 >= :data:`MIN_AGREEMENT` with no net loss of spans beyond
+:data:`MAX_NET_LOSS`), and its speed is timed on the same posts
 in interleaved rounds, within a time budget (``AutoOptions.budget_s``). The fastest agreeing
 candidate wins. The choice and its figures are cached on disk, keyed by the model's weights, the
 CPU's identity and the library versions, so the next start on the same machine costs nothing.
@@ -34,9 +35,14 @@ log = logging.getLogger(__name__)
 
 CPU_CANDIDATES = ("fused", "fused-int8", "fused-bf16", "onnx-int8")
 DEFAULT_EXCLUDE = ("onnx-int8",)  # exporting to ONNX takes several seconds; include with LMR_RUNTIME_EXCLUDE=""
-MIN_AGREEMENT = 0.995  # span F1 against the exact runtime on the calibration set
+# The agreement rule (docs/inference.md, "The agreement rule"). A 200-post calibration set holds ~200 spans, so
+# one span is 0.5% of agreement and the batch a post shares moves dynamic int8 by a span or two: the rule
+# accepts scattered disagreements and rejects a candidate that drops spans it does not add elsewhere (a bias
+# toward lower recall, what a lossy int8 shows).
+MIN_AGREEMENT = 0.98  # span F1 against the exact runtime on the calibration set
+MAX_NET_LOSS = 0.01  # spans lost minus spans added, as a share of the exact spans (at least 1 span allowed)
 EXACT = "fused"  # the exact runtime auto falls back to
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: the agreement rule with net span loss
 MAX_ROUNDS = 6  # extra timing rounds after the agreement pass
 
 
@@ -69,6 +75,8 @@ class Candidate:
     posts_per_s: float = 0.0
     build_s: float = 0.0
     agrees: bool = False
+    lost: int = 0  # exact spans the candidate missed on the calibration set
+    added: int = 0  # spans it found that the exact runtime did not
     note: str = ""
 
 
@@ -102,7 +110,9 @@ class RuntimeChoice:
 def _figures(c: Candidate) -> str:
     if c.note:
         return f"{c.runtime} {c.note}"
-    return f"{c.runtime} {c.posts_per_s:.1f} posts/s agree {c.agreement_f1:.3f}" + ("" if c.agrees else " (rejected)")
+    return f"{c.runtime} {c.posts_per_s:.1f} posts/s agree {c.agreement_f1:.3f} (-{c.lost}/+{c.added})" + (
+        "" if c.agrees else " (rejected)"
+    )
 
 
 def cpu_identity() -> str:
@@ -137,11 +147,26 @@ def candidates(options: AutoOptions) -> list[str]:
     return out
 
 
+def _span_set(spans: Sequence[Sequence[tuple[int, int]]]) -> set[tuple[int, int, int]]:
+    return {(i, s, e) for i, ss in enumerate(spans) for s, e in ss}
+
+
 def agreement(ref: Sequence[Sequence[tuple[int, int]]], got: Sequence[Sequence[tuple[int, int]]]) -> float:
     """Span-level F1 of ``got`` against ``ref`` (exact start and end), 1.0 when both are empty."""
-    a = {(i, s, e) for i, ss in enumerate(ref) for s, e in ss}
-    b = {(i, s, e) for i, ss in enumerate(got) for s, e in ss}
+    a, b = _span_set(ref), _span_set(got)
     return 1.0 if not a and not b else 2 * len(a & b) / (len(a) + len(b))
+
+
+def differences(ref: Sequence[Sequence[tuple[int, int]]], got: Sequence[Sequence[tuple[int, int]]]) -> tuple[int, int]:
+    """Spans of ``ref`` missing from ``got`` (lost) and spans of ``got`` not in ``ref`` (added)."""
+    a, b = _span_set(ref), _span_set(got)
+    return len(a - b), len(b - a)
+
+
+def accepts(agreement_f1: float, lost: int, added: int, exact_spans: int) -> bool:
+    """The agreement rule: close enough to the exact spans, and no bias toward dropping them."""
+    allowed = max(1, round(MAX_NET_LOSS * exact_spans))
+    return agreement_f1 >= MIN_AGREEMENT and lost - added <= allowed
 
 
 def _cache_file(model_path: str, options: AutoOptions) -> Path:
@@ -214,7 +239,8 @@ def _measure(
         got = run(cal.texts, words)
         seconds[name] = [(time.perf_counter() - t) / len(cal.texts)]
         c.agreement_f1 = round(agreement(cal.spans, got), 4)
-        c.agrees = c.agreement_f1 >= MIN_AGREEMENT
+        c.lost, c.added = differences(cal.spans, got)
+        c.agrees = accepts(c.agreement_f1, c.lost, c.added, sum(len(s) for s in cal.spans))
         if c.agrees:
             runs[name] = (run, engine)
     # more interleaved timing rounds on a slice of the posts while the budget lasts (drift hits all alike)
@@ -235,7 +261,8 @@ def _measure(
     best = max(ok, key=lambda c: c.posts_per_s)
     choice = RuntimeChoice(
         best.runtime,
-        f"fastest with span F1 >= {MIN_AGREEMENT} against the exact runtime on {len(cal.texts)} calibration posts",
+        f"fastest agreeing with the exact runtime on {len(cal.texts)} calibration posts "
+        f"(span F1 >= {MIN_AGREEMENT}, net span loss <= {MAX_NET_LOSS:.0%})",
         list(figures.values()),
         seconds=round(time.perf_counter() - t0, 2),
         calibration_posts=len(cal.texts),
