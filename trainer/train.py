@@ -29,7 +29,7 @@ from lmr.words import Word, split_words
 from trainer import averaging, budget, distributed, recipe
 from trainer.card import ModelCard
 from trainer.data import AlignmentReport, files_digest, split_train_eval, to_gliner
-from trainer.model import build_fresh, encoder_is_uncased
+from trainer.model import build_fresh, describe_encoder, encoder_is_uncased
 from trainer.settings import TrainSettings
 from trainer.span_trainer import card_callback, evaluate_model, make_trainer
 
@@ -117,7 +117,8 @@ def _base_model(s: TrainSettings, train_ex: list[Example]) -> tuple[Any, str, bo
     if s.encoder:
         width = auto_max_width(train_ex) if s.max_width == "auto" else int(s.max_width)
         case = s.case_markers == "on" or (s.case_markers == "auto" and encoder_is_uncased(s.encoder))
-        return build_fresh(s.encoder, max_width=width), f"fresh GLiNER span head on encoder {s.encoder}", case
+        base = f"fresh GLiNER span head on encoder {describe_encoder(s.encoder)}"
+        return build_fresh(s.encoder, max_width=width), base, case
     try:
         ref = registry.resolve(s.base_model)
     except ModelNotFoundError:  # not a local model or registry entry: a hub id
