@@ -4,7 +4,8 @@ After training, Hugging Face's Trainer has loaded the best checkpoint (by the se
 are averaged, tensor by tensor, with those of the run's last checkpoint; the average is scored on the same
 selection set, threshold chosen the same way, and replaces the best model only if its F1 is higher. The
 held-out events play no part. Measured on the README recipe with the standard split held out
-(docs/recognition.md): in-domain dev F1 +0.005, held-out events +0.003 (one seed).
+(docs/recognition.md): one run gained (in-domain dev F1 +0.005, held-out events +0.003), another lost
+(selection F1 -0.002, so the best checkpoint was kept).
 """
 
 from __future__ import annotations
