@@ -20,11 +20,11 @@ import torch
 
 from bench.common import cpu_name, need_idrisi
 from bench.inference_speed import load_variant
+from lmr.evaluation import score
 from lmr.model import calibration
 from lmr.model.autotune import accepts, agreement, differences
 from lmr.model.registry import resolve
 from lmr.readers import read_examples
-from lmr.scoring import SpanScorer
 from lmr.words import split_words
 
 F1_BAR = -0.003  # the largest F1 loss a fast runtime may cost (the bar)
@@ -39,10 +39,7 @@ def spans_and_f1(ex: Any, texts: list[str], gold: list[Any], batch_size: int) ->
     cal = [[(m.start, m.end) for m in ms] for ms in ex.predict_words(words, texts, batch_size=batch_size)]
     gold_texts = [e.text for e in gold]
     preds = ex.predict_words([split_words(t) for t in gold_texts], gold_texts, batch_size=batch_size)
-    scorer = SpanScorer()
-    for e, p in zip(gold, preds, strict=True):
-        scorer.add(e.text, e.spans, p)
-    return cal, [[(m.start, m.end) for m in ms] for ms in preds], float(scorer.result()["f1"])
+    return cal, [[(m.start, m.end) for m in ms] for ms in preds], float(score(gold, preds)["f1"])
 
 
 def rows_for(model: str, variants: list[str], gold: list[Any], batch_size: int) -> list[dict[str, Any]]:

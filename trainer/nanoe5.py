@@ -18,7 +18,6 @@ nibble), each (nibble - 8) x scale.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from lmr.errors import DataError, ModelError
+from lmr.model.registry import sha256_file
 
 MAGIC = b"E5S1"
 F32, Q4 = 0, 1
@@ -298,7 +298,7 @@ def packaged_file() -> Path:
 def encoder_dir(cache: Path) -> str:
     """The converted encoder directory under ``cache``, converted now on first use (atomically)."""
     src = packaged_file()
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    digest = sha256_file(src)[:16]
     final = cache / "encoders" / f"multilingual-e5-small-{digest}"
     if not (final / "config.json").is_file():
         final.parent.mkdir(parents=True, exist_ok=True)
