@@ -1,12 +1,16 @@
 """Training step speed: GLiNER's own span head against the fused one (trainer/fused.py), side by side.
 
     python -m bench.train_step [--steps 30] [--block 5] [--batch-size 8] [--threads 0]
+        [--encoder offline|e5|DIR] [--variants gliner fused fused-frozen]
 
-Two copies of one fresh model (offline MiniLM encoder, the ``fresh`` preset's optimiser settings) train on
-the same IDRISI training batches (length-grouped, as ``lmr-trainer run`` makes them), in interleaved
-blocks of ``--block`` steps so that drift in the machine's speed affects both alike. Prints steps/s of
-each, the speed-up, and both loss curves (dropout draws differ between the two, so the curves agree in
-trend, not to the digit; ``tests/test_fused_training.py`` checks exactness with dropout off).
+Copies of one fresh model (``--encoder``, default the offline MiniLM; the ``fresh`` preset's optimiser
+settings) train on the same IDRISI training batches (length-grouped, as ``lmr-trainer run`` makes them),
+in interleaved blocks of ``--block`` steps so that drift in the machine's speed affects all alike.
+Variants: ``gliner`` (GLiNER's own span head), ``fused`` (the fused head), ``fused-frozen`` (the fused
+head with the encoder's word embeddings frozen, ``--freeze-embeddings on``). Prints steps/s of each, the
+speed-ups against the first variant, and the loss curves (dropout draws differ between copies, so the
+curves agree in trend, not to the digit; ``tests/test_fused_training.py`` checks exactness with dropout
+off).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from lmr.readers import read_examples
 from lmr.words import split_words
 from trainer.data import to_gliner
 from trainer.fused import fuse_training_head
-from trainer.model import build_fresh, offline_encoder
+from trainer.model import build_fresh, freeze_word_embeddings, resolve_encoder
 
 
 def _batches(model: Any, n: int, size: int, seed: int) -> list[dict[str, Any]]:
@@ -50,9 +54,20 @@ def _batches(model: Any, n: int, size: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _optimizer(model: Any) -> Any:
-    enc = [p for n, p in model.named_parameters() if "token_rep_layer" in n]
-    rest = [p for n, p in model.named_parameters() if "token_rep_layer" not in n]
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    enc = [p for n, p in params if "token_rep_layer" in n]
+    rest = [p for n, p in params if "token_rep_layer" not in n]
     return torch.optim.AdamW([{"params": enc, "lr": 5e-5}, {"params": rest, "lr": 1e-4}], weight_decay=0.01)
+
+
+def _variant(plain: Any, name: str) -> tuple[Any, Any]:
+    """A copy of ``plain`` set up as variant ``name``, and its optimiser."""
+    model = copy.deepcopy(plain)
+    if name != "gliner":
+        fuse_training_head(model)
+    if name == "fused-frozen":
+        freeze_word_embeddings(model, "on")
+    return model, _optimizer(model)
 
 
 def main() -> None:
@@ -62,14 +77,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--encoder", default="offline", help="offline (MiniLM), e5, or a Hugging Face encoder directory")
+    ap.add_argument("--variants", nargs="+", default=["gliner", "fused"], choices=["gliner", "fused", "fused-frozen"])
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    plain = build_fresh(offline_encoder(), max_width=12)
-    fused = fuse_training_head(copy.deepcopy(plain))
+    plain = build_fresh(resolve_encoder(a.encoder), max_width=12)
     batches = _batches(plain, a.steps, a.batch_size, a.seed)
-    runs = {"gliner": (plain, _optimizer(plain)), "fused": (fused, _optimizer(fused))}
+    runs = {name: _variant(plain, name) for name in a.variants}
     seconds = dict.fromkeys(runs, 0.0)
     losses: dict[str, list[float]] = {k: [] for k in runs}
     for model, _ in runs.values():
@@ -94,7 +110,7 @@ def main() -> None:
                 "batch_size": a.batch_size,
                 "threads": torch.get_num_threads(),
                 "steps_per_s": {k: round(v, 3) for k, v in rate.items()},
-                "speedup": round(rate["fused"] / rate["gliner"], 2),
+                "speedup": {k: round(v / rate[a.variants[0]], 2) for k, v in rate.items()},
                 "loss": losses,
             }
         )

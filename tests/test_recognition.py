@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -208,6 +209,13 @@ def test_lr_factor_warms_up_then_reaches_zero_at_the_end(t: float, total: float,
 
 
 @pytest.mark.slow
+def _word_embeddings(directory: Path) -> Any:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(next(directory.glob("*.safetensors"))))
+    return next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+
+
 def test_crossval_trains_each_fold_without_its_events(tmp_path: Path) -> None:
     """Two tiny events, two folds: each model is scored on the event it never saw; typed model loads as usual."""
     from click.testing import CliRunner
@@ -215,6 +223,7 @@ def test_crossval_trains_each_fold_without_its_events(tmp_path: Path) -> None:
     from lmr.model.extractor import load_extractor
     from tests.conftest import tiny_idrisi_records
     from trainer.cli import main
+    from trainer.model import offline_encoder
 
     for event in ("storm_a", "storm_b"):
         (tmp_path / event).mkdir()
@@ -224,6 +233,7 @@ def test_crossval_trains_each_fold_without_its_events(tmp_path: Path) -> None:
     args = ["crossval", "--folds", "2", "--report", str(tmp_path / "cv.json"), "--"]
     args += ["--train", str(tmp_path / "*" / "train.jsonl"), "--encoder", "offline", "--types", "coarse"]
     args += ["--case-noise", "0.5", "--max-steps", "2", "--eval-fraction", "0.25", "--batch-size", "4"]
+    args += ["--freeze-embeddings", "on"]
     args += ["--registry", str(reg), "--output-dir", str(tmp_path / "runs"), "--name", "cv"]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
@@ -237,6 +247,9 @@ def test_crossval_trains_each_fold_without_its_events(tmp_path: Path) -> None:
         assert 0 <= metrics["heldout_typed"]["typed_f1"] <= metrics["heldout_typed"]["untyped_f1"] + 1e-9
         card = (version / "README.md").read_text()
         assert "In-domain vs held-out events" in card and "Typed F1" in card and "case noise 0.5" in card
+        assert "word_embeddings: frozen (" in card
+        pretrained = _word_embeddings(Path(offline_encoder()))  # GLiNER appends its marker tokens' rows
+        assert _word_embeddings(version)[: len(pretrained)].equal(pretrained)
     ex = load_extractor(str(reg / "cv-fold0"))
     assert ex.spec.labels == list(types.COARSE_TYPES)
     for m in ex.predict(["Flooding reported in Houston, Texas tonight"], threshold=0.0001)[0]:

@@ -46,6 +46,7 @@ def test_published_layout_and_manifest(tiny_model: Path) -> None:
             "average" if avg["average_f1"] > avg["best_f1"] else "best"
         )
     assert data["threshold"] == man["threshold"] and data["metrics"]["n_posts"] == 8
+    assert data["data"]["word_embeddings"] == "trained"  # MiniLM's 30k vocabulary: auto leaves it trainable
     assert "Evaluations during training" in card
 
 

@@ -82,6 +82,14 @@ def recipe_options(f: Any) -> Any:
             show_default=True,
             help="Average the best and the last checkpoint; keep the average if it scores higher on the selection set.",
         ),
+        option(
+            "--freeze-embeddings",
+            type=click.Choice(["auto", "on", "off"]),
+            default=_d("freeze_embeddings"),
+            show_default=True,
+            help="Keep the encoder's word embeddings as pre-trained (auto: when they are most of its weights, "
+            "as in multilingual vocabularies such as e5's).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -37,6 +37,24 @@ def resolve_encoder(name: str) -> str:
     return name
 
 
+# ``--freeze-embeddings auto`` freezes a vocabulary this large: a multilingual one (e5: 250,002 tokens). There the
+# word embeddings are most of the encoder's weights and half of a CPU training step goes to updating them
+# (docs/recognition.md), while English training posts touch few of their rows.
+FREEZE_VOCABULARY = 100_000
+
+
+def freeze_word_embeddings(model: Any, setting: str) -> int:
+    """Freeze the encoder's word embeddings per ``setting`` (auto | on | off); returns how many weights froze."""
+    table = next(
+        (p for n, p in model.named_parameters() if "token_rep_layer" in n and n.endswith("word_embeddings.weight")),
+        None,
+    )
+    if table is None or setting == "off" or (setting == "auto" and table.shape[0] < FREEZE_VOCABULARY):
+        return 0
+    table.requires_grad_(False)
+    return int(table.numel())
+
+
 def describe_encoder(encoder: str) -> str:
     """The encoder for the model card: its path, and where its weights came from when the directory says."""
     import json

@@ -96,6 +96,7 @@ class TrainSettings:
     case_noise: float = 0.0  # share of training posts with some non-mention words capitalised
     fused_head: bool = True  # fused span head in the training step (exact; trainer/fused.py)
     average_checkpoints: bool = True  # keep the best+last checkpoint average if it scores higher (averaging.py)
+    freeze_embeddings: str = "auto"  # auto | on | off: the encoder's word embeddings (trainer/model.py)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], explicit: set[str]) -> TrainSettings:
@@ -133,6 +134,8 @@ class TrainSettings:
             raise ConfigError(f"--max-width must be 'auto' or a positive integer, not {self.max_width!r}.")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("--batch-size and --grad-accum must be at least 1.")
+        if self.freeze_embeddings not in ("auto", "on", "off"):
+            raise ConfigError(f"--freeze-embeddings must be auto, on or off, not {self.freeze_embeddings!r}.")
         if self.types not in ("none", "coarse"):
             raise ConfigError(f"--types must be none or coarse, not {self.types!r}.")
         if self.fine_types and self.types != "none":

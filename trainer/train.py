@@ -29,7 +29,7 @@ from lmr.words import Word, split_words
 from trainer import averaging, budget, distributed, recipe
 from trainer.card import ModelCard
 from trainer.data import AlignmentReport, files_digest, split_train_eval, to_gliner
-from trainer.model import build_fresh, describe_encoder, encoder_is_uncased
+from trainer.model import build_fresh, describe_encoder, encoder_is_uncased, freeze_word_embeddings
 from trainer.settings import TrainSettings
 from trainer.span_trainer import card_callback, evaluate_model, make_trainer
 
@@ -147,6 +147,9 @@ def prepare(s: TrainSettings) -> Prepared:
     train_ex, eval_ex, heldout_ex, labels, recipe_info = recipe.shape_data(s, train_ex, eval_ex)
     log.info("Data: %d training posts, %d eval posts, labels %s", len(train_ex), len(eval_ex), labels)
     model, base, case = _base_model(s, train_ex)
+    frozen = freeze_word_embeddings(model, s.freeze_embeddings)
+    if frozen:
+        log.info("Word embeddings frozen: %d weights stay as pre-trained (--freeze-embeddings).", frozen)
     spec = ModelSpec(labels=labels, threshold=s.threshold or 0.5, case_markers=case)
     if s.fused_head:
         from trainer.fused import fuse_training_head
@@ -169,6 +172,7 @@ def prepare(s: TrainSettings) -> Prepared:
         "eval_events": list(s.eval_events),
         "unaligned_spans": report.count,
         "total_spans": report.total,
+        "word_embeddings": f"frozen ({frozen:,} weights)" if frozen else "trained",
         **recipe_info,
     }
     stamp = distributed.broadcast(datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))  # one run dir for all ranks
