@@ -208,7 +208,6 @@ def test_lr_factor_warms_up_then_reaches_zero_at_the_end(t: float, total: float,
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.mark.slow
 def _word_embeddings(directory: Path) -> Any:
     from safetensors.torch import load_file
 
@@ -216,6 +215,7 @@ def _word_embeddings(directory: Path) -> Any:
     return next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
 
 
+@pytest.mark.slow
 def test_crossval_trains_each_fold_without_its_events(tmp_path: Path) -> None:
     """Two tiny events, two folds: each model is scored on the event it never saw; typed model loads as usual."""
     from click.testing import CliRunner

@@ -87,8 +87,8 @@ def recipe_options(f: Any) -> Any:
             type=click.Choice(["auto", "on", "off"]),
             default=_d("freeze_embeddings"),
             show_default=True,
-            help="Keep the encoder's word embeddings as pre-trained (auto: when they are most of its weights, "
-            "as in multilingual vocabularies such as e5's).",
+            help="Keep the encoder's word embeddings as pre-trained (auto: with --encoder, for vocabularies of "
+            "100,000+ tokens, such as e5's multilingual one).",
         ),
     ]
     for opt in reversed(opts):

@@ -38,7 +38,7 @@ def resolve_encoder(name: str) -> str:
 
 
 # ``--freeze-embeddings auto`` freezes a vocabulary this large: a multilingual one (e5: 250,002 tokens). There the
-# word embeddings are most of the encoder's weights and half of a CPU training step goes to updating them
+# word embeddings are most of the encoder's weights and over half of a CPU training step goes to updating them
 # (docs/recognition.md), while English training posts touch few of their rows.
 FREEZE_VOCABULARY = 100_000
 
