@@ -52,6 +52,7 @@ def test_auto_freezes_a_multilingual_vocabulary(e5_dir: Path, tiny_data: Path) -
     from trainer.model import build_fresh, freeze_word_embeddings
 
     model = build_fresh(str(e5_dir), max_width=5)
+    assert freeze_word_embeddings(model, "auto", fresh=False) == 0  # fine-tuning a trained GLiNER: left trainable
     assert freeze_word_embeddings(model, "auto") == _table_size(model) >= 250_002 * 384  # + GLiNER's markers
     _check_step(model, tiny_data, frozen=True)
 

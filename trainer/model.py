@@ -43,13 +43,18 @@ def resolve_encoder(name: str) -> str:
 FREEZE_VOCABULARY = 100_000
 
 
-def freeze_word_embeddings(model: Any, setting: str) -> int:
-    """Freeze the encoder's word embeddings per ``setting`` (auto | on | off); returns how many weights froze."""
+def freeze_word_embeddings(model: Any, setting: str, *, fresh: bool = True) -> int:
+    """Freeze the encoder's word embeddings per ``setting`` (auto | on | off); returns how many weights froze.
+
+    ``auto`` concerns a fresh span head on an encoder only: fine-tuning a trained GLiNER (``fresh=False``, the
+    reference recipe) keeps its embeddings trainable.
+    """
     table = next(
         (p for n, p in model.named_parameters() if "token_rep_layer" in n and n.endswith("word_embeddings.weight")),
         None,
     )
-    if table is None or setting == "off" or (setting == "auto" and table.shape[0] < FREEZE_VOCABULARY):
+    auto_off = not fresh or (table is not None and table.shape[0] < FREEZE_VOCABULARY)
+    if table is None or setting == "off" or (setting == "auto" and auto_off):
         return 0
     table.requires_grad_(False)
     return int(table.numel())

@@ -147,9 +147,7 @@ def prepare(s: TrainSettings) -> Prepared:
     train_ex, eval_ex, heldout_ex, labels, recipe_info = recipe.shape_data(s, train_ex, eval_ex)
     log.info("Data: %d training posts, %d eval posts, labels %s", len(train_ex), len(eval_ex), labels)
     model, base, case = _base_model(s, train_ex)
-    # auto concerns fresh models on an --encoder; fine-tuning a GLiNER (the reference recipe) trains them as before
-    setting = "off" if s.freeze_embeddings == "auto" and not s.encoder else s.freeze_embeddings
-    frozen = freeze_word_embeddings(model, setting)
+    frozen = freeze_word_embeddings(model, s.freeze_embeddings, fresh=bool(s.encoder))
     if frozen:
         log.info("Word embeddings frozen: %d weights stay as pre-trained (--freeze-embeddings).", frozen)
     spec = ModelSpec(labels=labels, threshold=s.threshold or 0.5, case_markers=case)
