@@ -1,7 +1,7 @@
 """Does ``auto``'s agreement rule predict F1? Calibration-set agreement beside the F1 change on gold.
 
     python -m bench.agreement --model registry/lmr-location [--model registry/other ...]
-        [--variants fused-int8 fused-int8-v1 onnx-int8] [--batch-size 32]
+        [--variants fused-int8 fused-int8-mixed fused-int8-v1 onnx-int8] [--batch-size 32]
 
 For each model and each fast candidate: its span F1 against the exact runtime (``fused``) on the
 model's own calibration set (``calibration.json``, what ``auto`` checks at load), the spans it lost and
@@ -28,7 +28,12 @@ from lmr.readers import read_examples
 from lmr.words import split_words
 
 F1_BAR = -0.003  # the largest F1 loss a fast runtime may cost (the issue's bar)
-RUNTIMES = {"fused-int8": "fused-int8", "fused-int8-v1": "fused-int8", "onnx-int8": "onnx-int8"}
+RUNTIMES = {
+    "fused-int8": "fused-int8",
+    "fused-int8-mixed": "fused-int8-mixed",
+    "fused-int8-v1": "fused-int8",
+    "onnx-int8": "onnx-int8",
+}
 
 Spans = list[list[tuple[int, int]]]
 

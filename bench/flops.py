@@ -16,7 +16,7 @@ from typing import Any
 
 PEAK_SIZE = 1536  # square matrices: large enough to be compute-bound, small enough for ~1 s
 
-DTYPE_OF_RUNTIME = {"fused-int8": "int8", "onnx-int8": "int8", "fused-bf16": "bf16"}
+DTYPE_OF_RUNTIME = {"fused-int8": "int8", "fused-int8-mixed": "int8", "onnx-int8": "int8", "fused-bf16": "bf16"}
 
 
 def runtime_dtype(runtime: str) -> str:

@@ -17,7 +17,8 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
 * ``fused-bf16``: the same with bfloat16 copies of the encoder, LSTM and head;
 * ``fused-bf16-padded``: ``fused-bf16`` with GLiNER's padded encoder and packed LSTM (what the
   padding-free parts gain);
-* ``fused-int8``: the int8 runtime: padding-free BERT with per-channel int8 weights, GELU-fed layers in float32;
+* ``fused-int8``: the int8 runtime: padding-free BERT with per-channel int8 weights in every linear layer;
+* ``fused-int8-mixed``: the same with the GELU-fed feed-forward layers in float32 (``auto``'s fallback);
 * ``fused-int8-v1``: the int8 runtime before (per-tensor dynamic int8 of every linear layer, padded encoder);
 * ``onnx``: bucketing + fused head + ONNX Runtime encoder;
 * ``onnx-int8``: + ONNX Runtime dynamic int8 encoder;
@@ -52,6 +53,7 @@ VARIANTS = [
     ("fused-bf16", "fused-bf16", True),
     ("fused-bf16-padded", "fused-bf16", True),
     ("fused-int8", "fused-int8", True),
+    ("fused-int8-mixed", "fused-int8-mixed", True),
     ("fused-int8-v1", "fused-int8", True),
     ("onnx", "onnx", True),
     ("onnx-int8", "onnx-int8", True),

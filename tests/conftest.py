@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,21 @@ def tiny_idrisi_records() -> list[dict[str, object]]:
             }
         )
     return out
+
+
+def training_batch(model: Any, posts: Path, labels: list[str]) -> dict[str, Any]:
+    """A GLiNER training batch of the posts in ``posts`` (lmr's words, case markers), as the Trainer collates it."""
+    from lmr.model.extractor import model_tokens
+    from lmr.readers import read_examples
+    from lmr.words import split_words
+    from trainer.data import to_gliner
+
+    recs = []
+    for ex in read_examples([str(posts)]):
+        words = split_words(ex.text)
+        recs.append({**to_gliner(ex, words), "tokenized_text": model_tokens(words, True), "ner_labels": labels})
+    batch: dict[str, Any] = model._create_data_collator()(recs)
+    return batch
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,30 @@ def test_a_runtime_that_disagrees_is_never_chosen(tiny_model: Path) -> None:
     assert [c.agrees for c in choice.candidates] == [True, False]
 
 
+@pytest.mark.parametrize(("int8_agrees", "chosen"), [(True, "fused-int8"), (False, "fused-int8-mixed")])
+def test_mixed_int8_is_tried_only_where_full_int8_is_rejected(int8_agrees: bool, chosen: str) -> None:
+    import time
+
+    cal = calibration.Calibration([f"post {i}" for i in range(20)], [[(0, 4)] for _ in range(20)])
+    built: list[str] = []
+
+    def build(name: str) -> tuple[Any, Any]:
+        built.append(name)
+
+        def run(texts: list[str], words: list[Any]) -> list[list[tuple[int, int]]]:
+            time.sleep({"fused": 3e-3, "fused-int8": 1e-3}.get(name, 2e-3))  # full int8 fastest, exact slowest
+            wrong = name == "fused-int8" and not int8_agrees
+            return [[] if wrong else [(0, 4)] for _ in texts]
+
+        return run, name
+
+    candidates = ["fused", "fused-int8", "fused-int8-mixed"]
+    choice, engine = autotune._measure(cal, build, candidates, budget_s=30)
+    assert choice.runtime == engine == chosen
+    assert built == (candidates if not int8_agrees else candidates[:2])
+    assert [c.runtime for c in choice.candidates] == built
+
+
 def test_scattered_differences_pass_and_a_bias_toward_dropping_spans_fails() -> None:
     """200 posts with one exact span each: the rule's two sides, measured through ``_measure``."""
     texts = [f"post {i}" for i in range(200)]

@@ -33,7 +33,7 @@ def test_exact_runtimes_match_plain_gliner(plain, tiny_model: Path, runtime: str
             assert ma.score == pytest.approx(mb.score, abs=2e-3)
 
 
-@pytest.mark.parametrize("runtime", ["fused-int8", "fused-bf16", "onnx-int8"])
+@pytest.mark.parametrize("runtime", ["fused-int8", "fused-int8-mixed", "fused-bf16", "onnx-int8"])
 def test_reduced_precision_runtimes_keep_offsets_and_close_scores(plain, tiny_model: Path, runtime: str) -> None:  # type: ignore[no-untyped-def]
     fast = load_extractor(str(tiny_model), runtime=runtime)
     got = fast.predict(TEXTS, threshold=0.01)
@@ -44,6 +44,26 @@ def test_reduced_precision_runtimes_keep_offsets_and_close_scores(plain, tiny_mo
     shared = ref.keys() & mine.keys()
     assert len(shared) >= 0.8 * len(ref)  # nearly the same spans ...
     assert all(abs(ref[k] - mine[k]) < 0.05 for k in shared)  # ... with nearly the same scores
+
+
+def test_int8_runtimes_differ_in_the_gelu_fed_layer_only(tiny_model: Path) -> None:
+    """``fused-int8`` quantises every linear layer of each transformer layer; ``-mixed`` keeps the GELU-fed one."""
+    from torch import nn
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    def kinds(runtime: str) -> set[tuple[str, str]]:
+        engine = load_extractor(str(tiny_model), runtime=runtime).engine
+        out = set()
+        for i, layer in enumerate(engine.encoder.bert_layer.model.encoder.layer):
+            dense = {"qkv": engine._unpadded.qkv[i], "attn_out": layer.attention.output.dense}
+            dense |= {"ffn_in": layer.intermediate.dense, "ffn_out": layer.output.dense}
+            out |= {(name, "int8" if isinstance(m, Int8Linear) else type(m).__name__) for name, m in dense.items()}
+        return out
+
+    int8 = {("qkv", "int8"), ("attn_out", "int8"), ("ffn_in", "int8")}
+    assert kinds("fused-int8") == int8 | {("ffn_out", "int8")}
+    assert kinds("fused-int8-mixed") == int8 | {("ffn_out", nn.Linear.__name__)}
+    assert kinds("fused") == {(name, nn.Linear.__name__) for name, _ in int8 | {("ffn_out", "")}}
 
 
 def test_runtime_choice() -> None:

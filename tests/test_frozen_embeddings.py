@@ -7,10 +7,7 @@ from typing import Any
 
 import pytest
 
-from lmr.model.extractor import model_tokens
-from lmr.readers import read_examples
-from lmr.words import split_words
-from trainer.data import to_gliner
+from tests.conftest import training_batch
 
 TABLE = "word_embeddings.weight"
 
@@ -19,13 +16,9 @@ def _step(model: Any, tiny_data: Path) -> None:
     """One AdamW step on the tiny posts, over the weights that still train (as the Trainer's optimiser does)."""
     import torch
 
-    recs = []
-    for ex in read_examples([str(tiny_data)]):
-        words = split_words(ex.text)
-        recs.append({**to_gliner(ex, words), "tokenized_text": model_tokens(words, True), "ner_labels": ["location"]})
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
-    model.model(**model._create_data_collator()(recs)).loss.backward()
+    model.model(**training_batch(model, tiny_data, ["location"])).loss.backward()
     opt.step()
 
 

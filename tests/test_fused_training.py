@@ -6,22 +6,7 @@ from typing import Any
 
 import pytest
 
-from lmr.model.extractor import model_tokens
-from lmr.readers import read_examples
-from lmr.words import split_words
-from trainer.data import to_gliner
-
-
-def _batch(model: Any, tiny_data: Any, labels: list[str]) -> dict[str, Any]:
-    recs = []
-    for ex in read_examples([str(tiny_data)]):
-        words = split_words(ex.text)
-        rec = to_gliner(ex, words)
-        rec["tokenized_text"] = model_tokens(words, True)
-        rec["ner_labels"] = labels
-        recs.append(rec)
-    batch: dict[str, Any] = model._create_data_collator()(recs)
-    return batch
+from tests.conftest import training_batch
 
 
 def test_fused_head_matches_gliner(tiny_data: Any) -> None:
@@ -36,7 +21,7 @@ def test_fused_head_matches_gliner(tiny_data: Any) -> None:
         for p in model.model.span_rep_layer.parameters():
             p.add_(0.05 * torch.randn_like(p))
     for labels in (["location"], ["city", "country", "admin"]):
-        _compare(model, _batch(model, tiny_data, labels))
+        _compare(model, training_batch(model, tiny_data, labels))
 
 
 def _compare(model: Any, batch: dict[str, Any]) -> None:

@@ -1,10 +1,11 @@
 """``auto``: the fastest runtime that gives the exact runtime's answers, chosen by measurement on this machine.
 
-At load time each candidate runtime (:data:`CPU_CANDIDATES`, bf16 only where the CPU reports native
-bf16) runs the model's calibration set (:mod:`lmr.model.calibration`): its spans must agree with
-the exact runtime's (:func:`accepts`: span F1 >= :data:`MIN_AGREEMENT` with no net loss of spans beyond
-:data:`MAX_NET_LOSS`), and its speed is timed on the same posts
-in interleaved rounds, within a time budget (``AutoOptions.budget_s``). The fastest agreeing
+At load time each candidate runtime (:data:`CPU_CANDIDATES`; bf16 only where the CPU reports native
+bf16; a fallback of :data:`FALLBACK_FOR` only where its faster sibling was rejected) runs the model's
+calibration set (:mod:`lmr.model.calibration`): its spans must agree with the exact runtime's
+(:func:`accepts`: span F1 >= :data:`MIN_AGREEMENT` with no net loss of spans beyond
+:data:`MAX_NET_LOSS`), and its speed is timed on the same posts in interleaved rounds, within a
+time budget (``AutoOptions.budget_s``). The fastest agreeing
 candidate wins. The choice and its figures are cached on disk, keyed by the model's weights, the
 CPU's identity and the library versions, so the next start on the same machine costs nothing.
 
@@ -33,7 +34,10 @@ from lmr.words import split_words
 
 log = logging.getLogger(__name__)
 
-CPU_CANDIDATES = ("fused", "fused-int8", "fused-bf16", "onnx-int8")
+CPU_CANDIDATES = ("fused", "fused-bf16", "fused-int8", "fused-int8-mixed", "onnx-int8")
+# A candidate tried only where the faster one named here was tried and rejected: fused-int8-mixed is
+# fused-int8 with some layers kept in float32, so it can only be slower and only matters where full int8 loses answers.
+FALLBACK_FOR = {"fused-int8-mixed": "fused-int8"}
 DEFAULT_EXCLUDE = ("onnx-int8",)  # exporting to ONNX takes several seconds; include with LMR_RUNTIME_EXCLUDE=""
 # The agreement rule (docs/inference.md, "The agreement rule"). A 200-post calibration set holds ~200 spans, so
 # one span is 0.5% of agreement and the batch a post shares moves dynamic int8 by a span or two: the rule
@@ -229,6 +233,9 @@ def _measure(
     seconds: dict[str, list[float]] = {}
     exact_spans = sum(len(s) for s in cal.spans)
     for name in names:
+        faster = figures.get(FALLBACK_FOR.get(name, ""))
+        if faster is not None and faster.agrees:
+            continue
         if name != EXACT and time.perf_counter() - t0 > 0.6 * budget_s:
             figures[name] = Candidate(name, note="not tried: start-up budget spent")
             continue

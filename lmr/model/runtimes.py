@@ -10,13 +10,15 @@ Speed-ups, selectable at load time (``runtime=``):
   multiply-adds per label instead of 12·D² multiply-adds: the span head, half of the plain
   model's CPU time, almost vanishes. The result is exact up to float rounding.
   The per-word projections (``A``, ``B`` and the start/end MLPs before them) run on the real words
-  of a batch only, the start and end MLPs' first layers as one product; ``fused-int8`` runs these
-  five layers with int8 weights too.
+  of a batch only, the start and end MLPs' first layers as one product; the int8 runtimes run
+  these five layers with int8 weights too.
 * **Encoder runtime**: ``torch`` (as trained), ``bf16`` (a bfloat16 copy of the encoder, the
   LSTM and the fused head under bf16 autocast: fast where the CPU has bf16 instructions, e.g.
-  AVX512-BF16/AMX), ``int8`` (torch dynamic int8 quantisation of the encoder's and the span
-  head's linear layers), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime) or
-  ``onnx-int8`` (the same, dynamically quantised by ONNX Runtime).
+  AVX512-BF16/AMX), ``int8`` (per-channel int8 weights, activations scaled per batch, in every
+  linear layer of the encoder and the span head's per-word layers), ``int8-mixed`` (the same with
+  the GELU-fed feed-forward layers kept in float32: for models that full int8 costs answers,
+  such as the 12-layer e5), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime)
+  or ``onnx-int8`` (the same, dynamically quantised by ONNX Runtime).
 * **Padding-free encoder** (``fused`` and ``fused-bf16`` with a BERT encoder, such as the offline
   MiniLM): the linear layers, which hold nearly all of the encoder's arithmetic, run on the real
   sub-word tokens of a batch only, packed end to end; only attention sees the padded layout.
@@ -41,8 +43,8 @@ from lmr.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 # Bump when a fast runtime's arithmetic changes: cached ``auto`` choices measured on an older engine are then ignored.
-ENGINE_REVISION = 2
-RUNTIMES = ("torch", "fused", "fused-bf16", "fused-int8", "onnx", "onnx-int8")
+ENGINE_REVISION = 3  # 3: fused-int8 quantises the GELU-fed layers too; fused-int8-mixed keeps them in float32
+RUNTIMES = ("torch", "fused", "fused-bf16", "fused-int8", "fused-int8-mixed", "onnx", "onnx-int8")
 # The fastest runtime whose exact-span F1 stays within 0.005 of plain torch (bench/inference_speed.py):
 # fused-bf16 where the CPU has native bf16 instructions (AVX512-BF16 or AMX), else fused.
 DEFAULT_CPU_RUNTIME = "fused-bf16"
@@ -116,7 +118,7 @@ def _fused_head(core: Any) -> Any:
         )
 
     class FusedSpanHead(nn.Module):
-        """The span head on the real words of a batch; its five linear layers are what ``fused-int8`` quantises."""
+        """The span head on the real words of a batch; its five linear layers are what the int8 runtimes quantise."""
 
         INT8_LAYERS = ("first", "start_out", "end_out", "to_a", "to_b")
 
@@ -284,10 +286,10 @@ class UnpaddedBert:
         return hidden.view(b, length, -1)
 
 
-# Linear layers of each BERT layer that the int8 runtime keeps in float32 (measured on lmr-location: see
-# docs/inference.md). Names: qkv (fused query/key/value), attn_out, ffn_in, ffn_out; "ffn_out" is the layer fed by
-# GELU activations, whose outliers per-tensor activation scales handle worst.
-INT8_FLOAT_LAYERS: tuple[str, ...] = ("ffn_out",)
+# Linear layers of each BERT layer that each int8 runtime keeps in float32 (measured: docs/inference.md). Names: qkv
+# (fused query/key/value), attn_out, ffn_in, ffn_out; "ffn_out" is the layer fed by GELU activations, whose outliers
+# per-batch activation scales handle worst (full int8 costs the 12-layer e5 ~0.01 F1, the 6-layer MiniLM ~0.002).
+INT8_FLOAT_LAYERS: dict[str, tuple[str, ...]] = {"fused-int8": (), "fused-int8-mixed": ("ffn_out",)}
 
 
 def _int8_linear(lin: Any) -> Any:
@@ -312,8 +314,8 @@ def int8_head(head: Any) -> Any:
     return head
 
 
-def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[str] = INT8_FLOAT_LAYERS) -> Any:
-    """``(encoder, unpadded)`` for the ``fused-int8`` runtime; the float ``encoder`` passed in is left untouched.
+def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[str] = ()) -> Any:
+    """``(encoder, unpadded)`` for the int8 runtimes; the float ``encoder`` passed in is left untouched.
 
     A plain BERT runs padding-free with per-channel int8 weights in every linear layer of every
     transformer layer except the kinds named in ``keep_float``; other encoders get torch's dynamic
@@ -437,8 +439,8 @@ class FastEngine:
             # scores come back as float32
             self.encoder = copy.deepcopy(self.encoder).to(torch.bfloat16)
             self.head = copy.deepcopy(self.head).to(torch.bfloat16)
-        elif runtime == "fused-int8":
-            self.encoder, self._unpadded = int8_encoder(self.encoder, padding_free)
+        elif runtime in INT8_FLOAT_LAYERS:
+            self.encoder, self._unpadded = int8_encoder(self.encoder, padding_free, INT8_FLOAT_LAYERS[runtime])
             self.head = int8_head(self.head)
         elif runtime in ("onnx", "onnx-int8"):
             if getattr(self.encoder, "projection", None) is not None:
