@@ -66,6 +66,22 @@ def test_int8_runtimes_differ_in_the_gelu_fed_layer_only(tiny_model: Path) -> No
     assert kinds("fused") == {(name, nn.Linear.__name__) for name, _ in int8 | {("ffn_out", "")}}
 
 
+@pytest.mark.parametrize(("keep_float", "float_layers"), [((), set()), (("ffn_out",), {"output.dense"})])
+def test_int8_of_a_padded_encoder_keeps_the_gelu_fed_layers_where_asked(
+    plain, keep_float: tuple[str, ...], float_layers: set[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Encoders the padding-free path does not take (e.g. DeBERTa) get the same two int8 variants."""
+    from torch import nn
+
+    from lmr.model.runtimes import int8_encoder
+
+    enc, unpadded = int8_encoder(plain.model.model.token_rep_layer, padding_free=False, keep_float=keep_float)
+    assert unpadded is None
+    layers = {n.split(".layer.")[-1].split(".", 1)[-1] for n, m in enc.named_modules() if type(m) is nn.Linear}
+    assert layers == float_layers
+    assert any("quantized" in type(m).__module__ for m in enc.modules())
+
+
 def test_runtime_choice() -> None:
     from lmr.model.runtimes import cpu_has_native_bf16
 

@@ -43,7 +43,7 @@ from lmr.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 # Bump when a fast runtime's arithmetic changes: cached ``auto`` choices measured on an older engine are then ignored.
-ENGINE_REVISION = 3  # 3: fused-int8 quantises the GELU-fed layers too; fused-int8-mixed keeps them in float32
+ENGINE_REVISION = 4  # 3: fused-int8 quantises the GELU-fed layers too; 4: -mixed keeps them float on any encoder
 RUNTIMES = ("torch", "fused", "fused-bf16", "fused-int8", "fused-int8-mixed", "onnx", "onnx-int8")
 # The fastest runtime whose exact-span F1 stays within 0.005 of plain torch (bench/inference_speed.py):
 # fused-bf16 where the CPU has native bf16 instructions (AVX512-BF16 or AMX), else fused.
@@ -319,7 +319,9 @@ def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[s
 
     A plain BERT runs padding-free with per-channel int8 weights in every linear layer of every
     transformer layer except the kinds named in ``keep_float``; other encoders get torch's dynamic
-    per-channel quantisation of all their linear layers.
+    per-channel quantisation of their linear layers, less the GELU-fed ``output.dense`` of each
+    Hugging Face transformer layer (a module with ``intermediate`` and ``output``) where ``keep_float``
+    names ``ffn_out``.
     """
     import copy
 
@@ -327,7 +329,13 @@ def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[s
 
     enc = copy.deepcopy(encoder)
     if not (padding_free and UnpaddedBert.supports(enc)):
-        qspec = {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+        gelu_fed = {
+            f"{name}.output.dense"
+            for name, m in enc.named_modules()
+            if "ffn_out" in keep_float and hasattr(m, "intermediate") and hasattr(getattr(m, "output", None), "dense")
+        }
+        qspec = {n: qconfig for n, m in enc.named_modules() if isinstance(m, torch.nn.Linear) and n not in gelu_fed}
         return torch.ao.quantization.quantize_dynamic(enc, qspec, dtype=torch.qint8), None
     unpadded = UnpaddedBert(enc.bert_layer.model, getattr(enc, "projection", None))
     for i, layer in enumerate(enc.bert_layer.model.encoder.layer):
