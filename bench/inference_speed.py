@@ -20,6 +20,8 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
 * ``fused-int8``: the int8 runtime: padding-free BERT with per-channel int8 weights in every linear layer;
 * ``fused-int8-mixed``: the same with the GELU-fed feed-forward layers in float32 (``auto``'s fallback);
 * ``fused-int8-v1``: the int8 runtime before (per-tensor dynamic int8 of every linear layer, padded encoder);
+* ``fused-int8-gliner-collator``: ``fused-int8`` with GLiNER's own collator and length sort (what
+  :mod:`lmr.model.collate` gains);
 * ``onnx``: bucketing + fused head + ONNX Runtime encoder;
 * ``onnx-int8``: + ONNX Runtime dynamic int8 encoder;
 * ``auto``: what ``--runtime auto`` picks here, measured afresh (its row names the runtime; its start-up
@@ -55,6 +57,7 @@ VARIANTS = [
     ("fused-int8", "fused-int8", True),
     ("fused-int8-mixed", "fused-int8-mixed", True),
     ("fused-int8-v1", "fused-int8", True),
+    ("fused-int8-gliner-collator", "fused-int8", True),
     ("onnx", "onnx", True),
     ("onnx-int8", "onnx-int8", True),
     ("auto", "auto", True),
@@ -77,6 +80,8 @@ def load_variant(model: str, label: str, runtime: str, threads: int) -> tuple[An
     seconds = time.perf_counter() - t
     if label.endswith("-padded"):
         ex.engine = FastEngine(ex.model, runtime, threads=threads, padding_free=False)
+    elif label.endswith("-gliner-collator"):
+        ex._fast_collator = None
     elif label == "fused-int8-v1":
         ex.engine = FastEngine(ex.model, "fused", threads=threads, padding_free=False)
         ex.engine.encoder = torch.ao.quantization.quantize_dynamic(

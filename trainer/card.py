@@ -139,7 +139,8 @@ class ModelCard:
                 f"- `{f['path']}` ({f['bytes']} bytes, sha256 `{f['sha256'][:16]}…`)"
                 for f in self.data.get("train_files", [])
             ),
-            *(f"- {k}: {v}" for k, v in self.data.items() if k not in ("train_files", "eval_files")),
+            *(f"- {k}: {v}" for k, v in self.data.items() if k not in ("train_files", "eval_files", "self_training")),
+            *self_training_lines(self.data.get("self_training")),
             "",
             "## Hyperparameters",
             "```json",
@@ -175,3 +176,15 @@ class ModelCard:
     def save(self, directory: Path) -> None:
         (directory / "README.md").write_text(self.to_markdown(), encoding="utf-8")
         (directory / "card.json").write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+
+def self_training_lines(st: dict[str, Any] | None) -> list[str]:
+    """The card's lines on self-training (``--unlabeled``/``--teacher``), or none."""
+    if not st:
+        return []
+    files = ", ".join(f"`{f['path']}`" for f in st.get("unlabeled_files", []))
+    return [
+        f"- self-training: {st['posts']} unlabeled posts labelled by `{st['teacher']}` at threshold "
+        f"{st['threshold']} ({st['mentions']} mentions in {st['posts_with_mentions']} posts; "
+        f"{st['dropped_duplicates']} repeats of selection or held-out posts dropped), from {files}",
+    ]

@@ -90,6 +90,19 @@ def recipe_options(f: Any) -> Any:
             help="Keep the encoder's word embeddings as pre-trained (auto: with --encoder, for vocabularies of "
             "100,000+ tokens, such as e5's multilingual one).",
         ),
+        option(
+            "--unlabeled",
+            multiple=True,
+            help="Self-training: unlabeled posts (files, globs, idrisi:lmr/test_unlabeled) that --teacher labels "
+            "and that join the training posts (repeatable).",
+        ),
+        option("--teacher", default=None, help="Self-training: the model that labels --unlabeled (REGISTRY/NAME...)."),
+        option(
+            "--pseudo-threshold",
+            type=float,
+            default=None,
+            help="Self-training: the teacher's score threshold (default: the teacher's own).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)

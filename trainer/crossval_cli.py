@@ -47,6 +47,11 @@ def crossval_cmd(folds: int, fold_seed: int, report_path: str | None, run_args: 
         ctx = run_cmd.make_context("run", list(run_args))
         if ctx.params.get("heldout_events"):
             raise ConfigError("crossval chooses the held-out events itself.", "drop --heldout-events.")
+        if ctx.params.get("teacher"):
+            raise ConfigError(
+                "crossval cannot self-train: one --teacher cannot be blind to every fold's held-out events.",
+                "drop --teacher and --unlabeled, or self-train one run with lmr-trainer run --heldout-events.",
+            )
         events = sorted({e.event for e in read_examples(list(ctx.params["train"]))})
         plan = crossval.event_folds(events, folds, fold_seed)
     except LmrError as exc:

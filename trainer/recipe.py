@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from lmr.readers import Example
-from trainer import augment, crossval, types
+from trainer import augment, crossval, selftrain, types
+from trainer.data import files_digest
 from trainer.settings import TrainSettings
 
 log = logging.getLogger("lmr.trainer")
@@ -29,6 +30,7 @@ def shape_data(
 
     Returns (train, select, held out, labels, card data). Augmentation touches training posts only,
     after the held-out events are gone, so no held-out name is ever written into a training post.
+    Self-training posts (``--unlabeled``, labelled by ``--teacher``) join the training posts last.
     """
     mode = type_mode(s)
     train, select = types.relabel(train, mode), types.relabel(select, mode)
@@ -43,6 +45,19 @@ def shape_data(
         train, report = augment.augment(train, name_swap=s.name_swap, case_noise=s.case_noise, seed=s.seed)
         info["augmentation"] = f"name swap {s.name_swap}, case noise {s.case_noise}: {report.summary()}"
         log.info("Augmentation: %s", report.summary())
+    if s.unlabeled and s.teacher:
+        extra, pseudo = selftrain.self_training_posts(
+            s.unlabeled,
+            s.teacher,
+            labels,
+            [*select, *heldout],
+            heldout=crossval.heldout_names(s.heldout_events),
+            threshold=s.pseudo_threshold,
+            batch_size=s.eval_batch_size,
+            device=s.resolved_device(),
+        )
+        train = [*train, *extra]
+        info["self_training"] = {**pseudo.to_dict(), "unlabeled_files": files_digest(s.unlabeled)}
     return train, select, heldout, labels, info
 
 

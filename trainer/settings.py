@@ -97,6 +97,9 @@ class TrainSettings:
     fused_head: bool = True  # fused span head in the training step (exact; trainer/fused.py)
     average_checkpoints: bool = True  # keep the best+last checkpoint average if it scores higher (averaging.py)
     freeze_embeddings: str = "auto"  # auto | on | off: the encoder's word embeddings (trainer/model.py)
+    unlabeled: list[str] = field(default_factory=list)  # self-training posts, labelled by --teacher (selftrain.py)
+    teacher: str | None = None
+    pseudo_threshold: float | None = None  # None = the teacher's own threshold
 
     @classmethod
     def from_params(cls, params: dict[str, Any], explicit: set[str]) -> TrainSettings:
@@ -142,6 +145,13 @@ class TrainSettings:
             raise ConfigError("--fine-types and --types coarse exclude each other.", "choose one.")
         if not (0 <= self.name_swap <= 1 and 0 <= self.case_noise <= 1):
             raise ConfigError("--name-swap and --case-noise are shares of posts between 0 and 1.")
+        if bool(self.unlabeled) != bool(self.teacher):
+            raise ConfigError(
+                "Self-training needs both --unlabeled (posts) and --teacher (the model that labels them).",
+                "give both, or neither.",
+            )
+        if self.pseudo_threshold is not None and not 0 < self.pseudo_threshold < 1:
+            raise ConfigError(f"--pseudo-threshold must lie between 0 and 1, not {self.pseudo_threshold}.")
 
     def to_dict(self) -> dict[str, Any]:
         return redact(asdict(self))

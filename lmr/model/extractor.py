@@ -22,6 +22,7 @@ from typing import Any
 
 from lmr.errors import ModelNotFoundError
 from lmr.mentions import Mention
+from lmr.model.collate import make_collator
 from lmr.words import VERSION as WORDS_VERSION
 from lmr.words import Word, split_words
 
@@ -132,6 +133,8 @@ class Extractor:
         self.path = path
         self.model.eval()
         self._collator = model.create_collator()
+        # the fast runtimes also collate fast (the same batch); torch stays plain GLiNER, collator included
+        self._fast_collator = make_collator(model) if self.engine is not None else None
         self._max_pieces: int | None = None
 
     @property
@@ -171,9 +174,8 @@ class Extractor:
             lengths = self._subword_lengths(tokens, order)
             order.sort(key=lambda i: lengths[i])
         for idx in _batches(order, lengths, batch_size, token_budget):
-            input_x = [{"tokenized_text": tokens[i], "ner": None} for i in idx]
             with torch.inference_mode():
-                batch = self.model.collate_batch(input_x, list(self.spec.labels), self._collator)
+                batch = self._collate([tokens[i] for i in idx])
                 raw = self.engine(batch) if self.engine is not None else self.model.run_batch(batch, threshold=thr)
                 decoded = self.model.decode_batch(
                     raw, batch, threshold=thr, flat_ner=self.spec.flat_ner, multi_label=False
@@ -189,6 +191,13 @@ class Extractor:
                 out[i] = sorted(ms, key=lambda m: m.start)
         return out
 
+    def _collate(self, tokens: list[list[str]]) -> dict[str, Any]:
+        if self._fast_collator is not None:
+            return self._fast_collator.collate(tokens, self.spec.labels)
+        input_x = [{"tokenized_text": t, "ner": None} for t in tokens]
+        batch: dict[str, Any] = self.model.collate_batch(input_x, list(self.spec.labels), self._collator)
+        return batch
+
     def _tokenizer(self) -> Any:
         """The encoder's fast tokenizer, or ``None`` (an unusual model: callers fall back to word counts)."""
         tok = getattr(getattr(self.model, "data_processor", None), "transformer_tokenizer", None)
@@ -197,6 +206,13 @@ class Extractor:
     def _subword_lengths(self, tokens: list[list[str]], order: list[int]) -> list[int]:
         """Sub-word tokens per post (one batched call of the fast tokenizer); word counts as fallback."""
         lengths = [len(t) for t in tokens]
+        if self._fast_collator is not None:  # its cache of each word's pieces answers without the tokenizer
+            every = self._fast_collator.pieces([w for i in order for w in tokens[i]])
+            at = 0
+            for i in order:
+                lengths[i] = sum(map(len, every[at : at + len(tokens[i])]))
+                at += len(tokens[i])
+            return lengths
         tok = self._tokenizer()
         if tok is None:
             return lengths

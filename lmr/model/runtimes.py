@@ -27,6 +27,8 @@ Speed-ups, selectable at load time (``runtime=``):
 * **Unpacked word LSTM** (every fast runtime): GLiNER's bi-LSTM over packed sequences as two
   one-directional passes over the padded batch (the fused kernel instead of PyTorch's step-by-step
   path). Exact up to float rounding.
+* **Collation** (every fast runtime, :mod:`lmr.model.collate`): the batch GLiNER's collator builds,
+  built from cached per-word sub-word pieces and tensor arithmetic. The same tensors, bit for bit.
 """
 
 from __future__ import annotations
