@@ -27,6 +27,7 @@ from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
 from geocode.types import GeoContext, Resolution
 from lmr.errors import DataError
+from lmr.readers import event_of
 
 ACC_KM = 161.0
 Order = Literal["file", "arrival"]
@@ -82,11 +83,6 @@ def read_posts(files: Iterable[str | Path], order: Order = "file") -> list[GoldP
         return posts
     events = list(dict.fromkeys(p.event for p in posts))
     return sorted(posts, key=lambda p: (events.index(p.event), p.created_at))
-
-
-def event_of(path: Path) -> str:
-    """IDRISI keeps one folder per event: ``lmd/<event>/dev.jsonl``."""
-    return path.parent.name
 
 
 def read_idrisi(path: str | Path) -> Iterator[GoldPost]:

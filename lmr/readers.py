@@ -94,7 +94,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return [p for p in out if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
 
 
-def _event_of(path: Path) -> str:
+def event_of(path: Path) -> str:
+    """The IDRISI event of a data file: IDRISI keeps one folder per event (``lmr/<event>/train.jsonl``)."""
     return path.parent.name
 
 
@@ -141,7 +142,7 @@ def _from_idrisi(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -
         typ = str(m.get("type", ""))
         spans.append(Span(s, e, typ if fine_types and typ else DEFAULT_LABEL, typ, text[s:e]))
     pid = post_id(obj) or f"{path.name}:{line}"
-    return Example(text, spans, pid, str(path), _event_of(path), str(obj.get("created_at", "")), {})
+    return Example(text, spans, pid, str(path), event_of(path), str(obj.get("created_at", "")), {})
 
 
 def _from_gliner(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -> Example:
@@ -170,7 +171,7 @@ def _from_gliner(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -
         cs, ce = offsets[s][0], offsets[e][1]
         spans.append(Span(cs, ce, label if fine_types else DEFAULT_LABEL, label, text[cs:ce]))
     pid = post_id(obj) or f"{path.name}:{line}"
-    return Example(text, spans, pid, str(path), _event_of(path), "", {})
+    return Example(text, spans, pid, str(path), event_of(path), "", {})
 
 
 def _json_records(path: Path) -> Iterable[tuple[int, Any]]:

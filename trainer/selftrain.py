@@ -31,7 +31,7 @@ from typing import Any
 
 from lmr.errors import ConfigError
 from lmr.model.dedup import core_span
-from lmr.readers import Example, Span, read_examples
+from lmr.readers import Example, Span, event_of, read_examples
 from lmr.words import split_words
 
 log = logging.getLogger("lmr.trainer")
@@ -111,7 +111,8 @@ def pseudo_label(
         report.posts += 1
         report.with_mentions += bool(spans)
         report.mentions += len(spans)
-        report.by_event[post.event or post.source] = report.by_event.get(post.event or post.source, 0) + 1
+        group = post.event or post.source
+        report.by_event[group] = report.by_event.get(group, 0) + 1
     return out, report
 
 
@@ -119,7 +120,7 @@ def seen_events(card: dict[str, Any]) -> set[str]:
     """IDRISI events (data folder names) a published model trained or selected on, from its ``card.json``."""
     data = card.get("data") or {}
     files = [*(data.get("train_files") or []), *(data.get("eval_files") or [])]
-    return {Path(f["path"]).parent.name for f in files if "path" in f} - set(data.get("heldout_events") or [])
+    return {event_of(Path(f["path"])) for f in files if "path" in f} - set(data.get("heldout_events") or [])
 
 
 def check_blind(teacher_path: str, heldout: Sequence[str]) -> None:
@@ -150,11 +151,12 @@ def self_training_posts(
     device: str = "cpu",
 ) -> tuple[list[Example], PseudoReport]:
     """Read the unlabeled posts, drop repeats of ``avoid`` (selection, held-out posts), label them by the teacher."""
+    from lmr.model import registry
     from lmr.model.extractor import load_extractor
 
+    check_blind(registry.resolve(teacher_ref).path, heldout)  # before the teacher's weights are read
     posts, dropped = distinct_posts(read_examples(list(paths)), avoid)
     teacher = load_extractor(teacher_ref, runtime="fused", map_location=device)
-    check_blind(teacher.path, heldout)
     out, report = pseudo_label(teacher, posts, labels, threshold, batch_size)
     report.dropped_duplicates = dropped
     log.info(
