@@ -96,3 +96,22 @@ def test_threads_sharing_one_collator_get_the_batches_a_lone_caller_gets(minilm:
 def test_models_it_cannot_mirror_keep_gliners_collator(minilm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(minilm.config, "subtoken_pooling", "mean", raising=False)
     assert make_collator(minilm) is None
+
+
+@pytest.fixture(scope="module")
+def extractors(tiny_model: Path) -> tuple[Any, Any]:
+    from lmr.model.extractor import load_extractor
+
+    return load_extractor(str(tiny_model), runtime="torch"), load_extractor(str(tiny_model), runtime="fused")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(WORDS, max_size=30).map(" ".join) | st.text(max_size=200), min_size=1, max_size=5))
+def test_window_piece_counts_from_the_cache_equal_the_tokenizers(extractors: tuple[Any, Any], texts: list[str]) -> None:
+    """The worker windows posts by each word's pieces; the fast runtimes count them from the collator's cache."""
+    from lmr.words import split_words
+
+    plain, fast = extractors
+    assert plain._fast_collator is None and fast._fast_collator is not None
+    words_list = [split_words(t) for t in texts]
+    assert fast.word_pieces(words_list) == plain.word_pieces(words_list)

@@ -235,6 +235,13 @@ class Extractor:
         if tok is None or not todo:
             return out
         tokens = [model_tokens(words_list[i], self.spec.case_markers) for i in todo]
+        if self._fast_collator is not None:  # its cache of each word's pieces answers without the tokenizer
+            every = self._fast_collator.pieces([t for toks in tokens for t in toks])
+            at = 0
+            for i, toks in zip(todo, tokens, strict=True):
+                out[i] = [len(p) for p in every[at : at + len(toks)]]
+                at += len(toks)
+            return out
         enc = tok(tokens, is_split_into_words=True, add_special_tokens=False, verbose=False)
         for row, i in enumerate(todo):
             counts = [0] * len(words_list[i])
