@@ -207,11 +207,9 @@ class Extractor:
         """Sub-word tokens per post (one batched call of the fast tokenizer); word counts as fallback."""
         lengths = [len(t) for t in tokens]
         if self._fast_collator is not None:  # its cache of each word's pieces answers without the tokenizer
-            every = self._fast_collator.pieces([w for i in order for w in tokens[i]])
-            at = 0
-            for i in order:
-                lengths[i] = sum(map(len, every[at : at + len(tokens[i])]))
-                at += len(tokens[i])
+            counts = self._fast_collator.piece_counts([tokens[i] for i in order])
+            for i, c in zip(order, counts, strict=True):
+                lengths[i] = sum(c)
             return lengths
         tok = self._tokenizer()
         if tok is None:
@@ -236,11 +234,8 @@ class Extractor:
             return out
         tokens = [model_tokens(words_list[i], self.spec.case_markers) for i in todo]
         if self._fast_collator is not None:  # its cache of each word's pieces answers without the tokenizer
-            every = self._fast_collator.pieces([t for toks in tokens for t in toks])
-            at = 0
-            for i, toks in zip(todo, tokens, strict=True):
-                out[i] = [len(p) for p in every[at : at + len(toks)]]
-                at += len(toks)
+            for i, c in zip(todo, self._fast_collator.piece_counts(tokens), strict=True):
+                out[i] = c
             return out
         enc = tok(tokens, is_split_into_words=True, add_special_tokens=False, verbose=False)
         for row, i in enumerate(todo):
