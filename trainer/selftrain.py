@@ -32,7 +32,6 @@ from typing import Any
 from lmr.errors import ConfigError
 from lmr.model.dedup import core_span
 from lmr.readers import Example, Span, event_of, read_examples
-from lmr.words import split_words
 
 log = logging.getLogger("lmr.trainer")
 
@@ -101,8 +100,7 @@ def pseudo_label(
     """``posts`` with the ``teacher`` extractor's mentions as their spans (student labels)."""
     thr = float(teacher.spec.threshold if threshold is None else threshold)
     mapping = label_map(teacher.spec.labels, labels)
-    texts = [p.text for p in posts]
-    found = teacher.predict_words([split_words(t) for t in texts], texts, threshold=thr, batch_size=batch_size)
+    found = teacher.predict([p.text for p in posts], threshold=thr, batch_size=batch_size)
     report = PseudoReport(teacher=teacher.model_id, threshold=thr)
     out = []
     for post, mentions in zip(posts, found, strict=True):
