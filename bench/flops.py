@@ -31,12 +31,9 @@ def measure_peak(dtype: str, seconds: float = 0.6) -> float:
     n = PEAK_SIZE
     a = torch.randn(n, n)
     if dtype == "int8":
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-        from torch.ao.quantization import per_channel_dynamic_qconfig
+        from lmr.model.runtimes import Int8Kernel, int8_linear
 
-        lin: Any = torch.nn.Linear(n, n)
-        lin.qconfig = per_channel_dynamic_qconfig
-        q = DynamicLinear.from_float(lin)
+        q = int8_linear(torch.nn.Linear(n, n), Int8Kernel.for_cpu())  # the kernel the int8 runtimes use here
 
         def op() -> Any:
             return q(a)

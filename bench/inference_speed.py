@@ -19,6 +19,9 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
   padding-free parts gain);
 * ``fused-int8``: the int8 runtime: padding-free BERT with per-channel int8 weights in every linear layer;
 * ``fused-int8-mixed``: the same with the GELU-fed feed-forward layers in float32 (``auto``'s fallback);
+* ``fused-int8-fbgemm``: ``fused-int8`` on fbgemm's kernel whatever the CPU (on AMX CPUs the int8
+  runtimes use oneDNN's AMX kernel: :class:`lmr.model.runtimes.Int8Kernel`);
+* ``fused-int8-7bit``: ``fused-int8`` as before engine revision 5 (fbgemm, 7-bit activations on every CPU);
 * ``fused-int8-v1``: the int8 runtime before (per-tensor dynamic int8 of every linear layer, padded encoder);
 * ``fused-int8-gliner-collator``: ``fused-int8`` with GLiNER's own collator and length sort (what
   :mod:`lmr.model.collate` gains);
@@ -56,6 +59,8 @@ VARIANTS = [
     ("fused-bf16-padded", "fused-bf16", True),
     ("fused-int8", "fused-int8", True),
     ("fused-int8-mixed", "fused-int8-mixed", True),
+    ("fused-int8-fbgemm", "fused-int8", True),
+    ("fused-int8-7bit", "fused-int8", True),
     ("fused-int8-v1", "fused-int8", True),
     ("fused-int8-gliner-collator", "fused-int8", True),
     ("onnx", "onnx", True),
@@ -68,7 +73,7 @@ VARIANTS = [
 def load_variant(model: str, label: str, runtime: str, threads: int) -> tuple[Any, float]:
     """The extractor of one variant and its load time in seconds (for ``auto``: measured afresh, no cache)."""
     from lmr.model.autotune import AutoOptions
-    from lmr.model.runtimes import FastEngine
+    from lmr.model.runtimes import FastEngine, Int8Kernel
 
     auto = None
     if runtime == "auto":
@@ -80,6 +85,10 @@ def load_variant(model: str, label: str, runtime: str, threads: int) -> tuple[An
     seconds = time.perf_counter() - t
     if label.endswith("-padded"):
         ex.engine = FastEngine(ex.model, runtime, threads=threads, padding_free=False)
+    elif label in ("fused-int8-fbgemm", "fused-int8-7bit"):
+        here = Int8Kernel.for_cpu()
+        kernel = Int8Kernel("fbgemm", reduce_range=here.reduce_range if label.endswith("-fbgemm") else True)
+        ex.engine = FastEngine(ex.model, runtime, threads=threads, int8_kernel=kernel)
     elif label.endswith("-gliner-collator"):
         ex._fast_collator = None
     elif label == "fused-int8-v1":

@@ -23,6 +23,11 @@ Same model, runtime, inference batch size and posts (IDRISI ``lmr/*/test_unlabel
   earlier text (retweets, copies: :mod:`bench.repeats`), through two workers, one with the text cache
   and one without (``--text-cache-size 0``), in interleaved rounds; posts/s of each and the hit rate.
 
+Every worker and reader here fetches with ``--fetch-max-wait-ms`` (default 500, Kafka's): the embedded
+broker (Tansu) answers a fetch that finds no data only when that wait expires, so each round pays up to
+one wait at its start (the idle worker) and one at its end (the reader); with a fast model and rounds of a
+few seconds that is 10-30% of the round. ``--fetch-max-wait-ms 100`` is what docs/worker.md gives for Tansu.
+
 The runtime the worker runs (``--runtime auto``: what auto picked) is printed, with the ceiling's useful
 GFLOP/s against the CPU's measured peak for that runtime's dtype (:mod:`bench.flops`).
 
@@ -56,11 +61,13 @@ from worker.broker import EmbeddedBroker, free_port
 PARTITIONS = 4
 
 
-def _reader(bootstrap: str, topic: str) -> KafkaConsumer:
-    # fetch_max_wait 500 ms (the broker answers as soon as data is there): an idle reader re-fetching every
-    # 50 ms took ~7% of a core here, CPU the worker under test then lacks on this 2-core machine.
+def _reader(bootstrap: str, topic: str, fetch_max_wait_ms: int = 500) -> KafkaConsumer:
+    # an idle reader re-fetching every 50 ms took ~7% of a core here, CPU the worker under test then lacks
     c = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=200, fetch_max_wait_ms=500
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=200,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     c.assign(tps)
@@ -123,6 +130,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also time the naive loop with plain PyTorch GLiNER (runtime torch), as a simple script would run it",
     )
     ap.add_argument("--rounds", type=int, default=8, help="interleaved ceiling/worker rounds (drift control)")
+    ap.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=500,
+        help="every worker's and bench reader's fetch wait (500: Kafka's default; the embedded broker answers an "
+        "empty fetch only when it expires, which each round pays at its start and end: docs/worker.md says 100 there)",
+    )
     ap.add_argument("--rate", type=float, default=0.0, help="steady input rate for latency (0 = half the worker's)")
     ap.add_argument("--latency-seconds", type=float, default=20.0, help="0 = skip the latency step")
     ap.add_argument("--scale-workers", type=int, default=0, help="also run N workers in one group (0 = skip)")
@@ -169,7 +183,8 @@ class Bench:
         cmd += ["--input-topic", inp, "--output-topic", out, "--dlq-topic", "bench.dlq", "--group-id", group]
         cmd += ["--model", a.model, "--runtime", a.runtime, "--batch-size", str(a.batch_size)]
         cmd += ["--inference-batch-size", str(a.inference_batch_size), "--max-wait-ms", "50"]
-        cmd += ["--metrics-port", str(port), "--threads", str(threads), *extra]
+        cmd += ["--metrics-port", str(port), "--threads", str(threads), "--fetch-max-wait-ms", str(a.fetch_max_wait_ms)]
+        cmd += list(extra)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         with (self.tmp / log).open("ab") as f:
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=env)
@@ -188,7 +203,7 @@ def _alternate(r: int, first: Any, second: Any) -> tuple[Any, Any]:
 
 def step_worker_vs_ceiling(b: Bench, port: int) -> None:
     """Ceiling and worker alternate over --rounds chunks of the posts (ABBA order); each side's time is summed."""
-    reader = _reader(b.broker.bootstrap, "bench.out")
+    reader = _reader(b.broker.bootstrap, "bench.out", b.a.fetch_max_wait_ms)
     rounds = max(1, b.a.rounds)
     size = -(-len(b.posts) // rounds)
     t_ceiling = t_worker = 0.0
@@ -245,7 +260,7 @@ def step_latency(b: Bench) -> None:
     sent_at: dict[str, float] = {}
     arrived: dict[str, float] = {}
     sending_done = threading.Event()
-    reader = _reader(b.broker.bootstrap, "bench.out")
+    reader = _reader(b.broker.bootstrap, "bench.out", b.a.fetch_max_wait_ms)
 
     def collect() -> None:
         deadline = time.monotonic() + a.latency_seconds + 120
@@ -356,7 +371,7 @@ def step_scale_out(b: Bench) -> None:
     started = [b.start_worker("scale.in", "scale.out", "scale", f"scale-{i}.log", threads) for i in range(n)]
     try:
         time.sleep(8)  # let the group settle on an assignment
-        reader = _reader(b.broker.bootstrap, "scale.out")
+        reader = _reader(b.broker.bootstrap, "scale.out", b.a.fetch_max_wait_ms)
         t = time.perf_counter()
         b.send("scale.in", b.posts)
         got = _read(reader, len(b.posts), 600)
@@ -387,7 +402,7 @@ def step_text_cache(b: Bench) -> None:
     stream = repeated_stream(a.repeat_posts, a.repeat_share)
     sides = {"cache": (), "nocache": ("--text-cache-size", "0")}
     workers = {k: b.start_worker(f"{k}.in", f"{k}.out", k, f"{k}.log", extra=extra) for k, extra in sides.items()}
-    readers = {k: _reader(b.broker.bootstrap, f"{k}.out") for k in sides}
+    readers = {k: _reader(b.broker.bootstrap, f"{k}.out", a.fetch_max_wait_ms) for k in sides}
     seconds = {k: 0.0 for k in sides}
     got = {k: 0 for k in sides}
     try:
@@ -467,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         b = Bench(a, posts, ex, broker, producer, Path(tmp))
         b.res = {"cpu": cpu_name(), "posts": len(posts), "batch_size": a.batch_size, "model": a.model}
         b.res |= {"inference_batch_size": a.inference_batch_size, "runtime": ex.runtime, "runtime_choice": choice}
+        b.res |= {"fetch_max_wait_ms": a.fetch_max_wait_ms}
         if a.rounds > 0:  # 0 = skip the worker-vs-ceiling and latency steps
             proc, port = b.start_worker("bench.in", "bench.out", "bench", "worker.log")
             try:

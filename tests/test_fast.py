@@ -73,13 +73,75 @@ def test_int8_of_a_padded_encoder_keeps_the_gelu_fed_layers_where_asked(
     """Encoders the padding-free path does not take (e.g. DeBERTa) get the same two int8 variants."""
     from torch import nn
 
-    from lmr.model.runtimes import int8_encoder
+    from lmr.model.runtimes import Int8Kernel, int8_encoder
 
-    enc, unpadded = int8_encoder(plain.model.model.token_rep_layer, padding_free=False, keep_float=keep_float)
+    layer = plain.model.model.token_rep_layer
+    enc, unpadded = int8_encoder(layer, Int8Kernel.for_cpu(), padding_free=False, keep_float=keep_float)
     assert unpadded is None
     layers = {n.split(".layer.")[-1].split(".", 1)[-1] for n, m in enc.named_modules() if type(m) is nn.Linear}
     assert layers == float_layers
     assert any("quantized" in type(m).__module__ for m in enc.modules())
+
+
+@pytest.mark.parametrize(
+    ("flags", "engine", "reduce_range"),
+    [
+        ({"avx2", "fma"}, "fbgemm", True),  # AVX2 sums u8 x s8 pairs in int16: 7-bit activations
+        ({"avx2", "avx_vnni"}, "fbgemm", False),
+        ({"avx512f", "avx512_vnni"}, "fbgemm", False),
+        ({"avx512f", "avx512_vnni", "amx_tile", "amx_int8"}, "onednn", False),
+        (set(), "fbgemm", True),  # nothing known (no /proc/cpuinfo): the safe choice
+    ],
+)
+def test_int8_kernel_follows_the_cpu(flags: set[str], engine: str, reduce_range: bool) -> None:
+    from lmr.model.runtimes import Int8Kernel
+
+    assert Int8Kernel.for_cpu(frozenset(flags)) == Int8Kernel(engine, reduce_range)
+
+
+@pytest.mark.parametrize(
+    "kernel", [("fbgemm", True), ("fbgemm", False), ("onednn", False)], ids=["fbgemm-7bit", "fbgemm", "onednn"]
+)
+def test_int8_linear_is_close_to_float_and_8_bit_activations_are_closer(kernel: tuple[str, bool]) -> None:
+    """Each kernel's layer computes the float layer's product (GELU-like skewed inputs with outliers)."""
+    import torch
+
+    from lmr.model.runtimes import Int8Kernel, int8_linear
+
+    if kernel[0] not in torch.backends.quantized.supported_engines:
+        pytest.skip(f"torch here has no {kernel[0]} engine")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(256, 96)
+    x = torch.nn.functional.gelu(3 * torch.randn(40, 256))
+    x[3, 7] = 40.0  # one outlier activation, as GELU-fed layers see
+    ref = lin(x).detach()
+
+    def error(k: Int8Kernel) -> float:
+        engine = torch.backends.quantized.engine
+        q = int8_linear(lin, k)
+        assert torch.backends.quantized.engine == engine  # packing on k.engine leaves the global setting alone
+        assert q.reduce_range == k.reduce_range
+        with torch.inference_mode():
+            return float((q(x) - ref).abs().mean() / ref.abs().mean())
+
+    err = error(Int8Kernel(*kernel))
+    assert err < 0.05
+    if not kernel[1]:
+        assert err < 0.8 * error(Int8Kernel(kernel[0], reduce_range=True))
+
+
+def test_int8_runtimes_run_on_the_kernel_of_this_cpu(tiny_model: Path) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from lmr.model.runtimes import Int8Kernel
+
+    engine = load_extractor(str(tiny_model), runtime="fused-int8").engine
+    assert engine.int8_kernel == Int8Kernel.for_cpu()
+    layers = [m for part in (engine.encoder, engine.head) for m in part.modules() if isinstance(m, DynamicLinear)]
+    layers += engine._unpadded.qkv
+    assert len(layers) > 5
+    assert {m.reduce_range for m in layers} == {engine.int8_kernel.reduce_range}
+    assert load_extractor(str(tiny_model), runtime="fused").engine.int8_kernel is None
 
 
 def test_runtime_choice() -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lmr.model import calibration
-from lmr.model.runtimes import ENGINE_REVISION, cpu_has_native_bf16
+from lmr.model.runtimes import ENGINE_REVISION, cpu_flags, cpu_has_native_bf16
 from lmr.words import split_words
 
 log = logging.getLogger(__name__)
@@ -123,17 +123,14 @@ def cpu_identity() -> str:
     """CPU model, vector/matrix extensions, threads and library versions: what makes a timing transferable."""
     import torch
 
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name") and name in ("", platform.machine()):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = {x for x in line.split(":", 1)[1].split() if x.startswith(("avx", "amx", "fma"))}
-                    break
-    except OSError:
-        pass
+    name = platform.processor() or platform.machine()
+    if name == platform.machine():  # Linux names only the architecture here: read the model name instead
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+        except OSError:
+            pass
+    flags = {x for x in cpu_flags() if x.startswith(("avx", "amx", "fma"))}
     try:
         import onnxruntime
 

@@ -15,7 +15,8 @@ Speed-ups, selectable at load time (``runtime=``):
 * **Encoder runtime**: ``torch`` (as trained), ``bf16`` (a bfloat16 copy of the encoder, the
   LSTM and the fused head under bf16 autocast: fast where the CPU has bf16 instructions, e.g.
   AVX512-BF16/AMX), ``int8`` (per-channel int8 weights, activations scaled per batch, in every
-  linear layer of the encoder and the span head's per-word layers), ``int8-mixed`` (the same with
+  linear layer of the encoder and the span head's per-word layers, on the kernel
+  :class:`Int8Kernel` picks for the CPU), ``int8-mixed`` (the same with
   the GELU-fed feed-forward layers kept in float32: for models that full int8 costs answers,
   such as the 12-layer e5), ``onnx`` (the transformer exported to ONNX and run by ONNX Runtime)
   or ``onnx-int8`` (the same, dynamically quantised by ONNX Runtime).
@@ -33,6 +34,7 @@ Speed-ups, selectable at load time (``runtime=``):
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -45,7 +47,7 @@ from lmr.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 # Bump when a fast runtime's arithmetic changes: cached ``auto`` choices measured on an older engine are then ignored.
-ENGINE_REVISION = 4  # 3: fused-int8 quantises the GELU-fed layers too; 4: -mixed keeps them float on any encoder
+ENGINE_REVISION = 5  # 3: int8 GELU-fed layers; 4: -mixed keeps them float on any encoder; 5: Int8Kernel.for_cpu
 RUNTIMES = ("torch", "fused", "fused-bf16", "fused-int8", "fused-int8-mixed", "onnx", "onnx-int8")
 # The fastest runtime whose exact-span F1 stays within 0.005 of plain torch (bench/inference_speed.py):
 # fused-bf16 where the CPU has native bf16 instructions (AVX512-BF16 or AMX), else fused.
@@ -54,17 +56,21 @@ FALLBACK_CPU_RUNTIME = "fused"
 DEFAULT_GPU_RUNTIME = "fused"
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 dot products natively (Linux: AVX512-BF16 or AMX-BF16 flags)."""
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (Linux ``/proc/cpuinfo``; empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 dot products natively (Linux: AVX512-BF16 or AMX-BF16 flags)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_runtime(runtime: str, device: str = "cpu") -> str:
@@ -294,36 +300,91 @@ class UnpaddedBert:
 INT8_FLOAT_LAYERS: dict[str, tuple[str, ...]] = {"fused-int8": (), "fused-int8-mixed": ("ffn_out",)}
 
 
-def _int8_linear(lin: Any) -> Any:
-    """A dynamically quantised copy of ``lin``: int8 weights per output channel, activations per batch."""
+@dataclass(frozen=True)
+class Int8Kernel:
+    """How the int8 runtimes' matrix products run: the torch quantised engine that packs the weights
+    (the packing decides the kernel) and whether activations are cut to 7 bits.
+
+    ``reduce_range`` exists for CPUs without VNNI, whose u8 x s8 instruction (AVX2's ``vpmaddubsw``)
+    sums pairs of products in int16 and saturates on full-range activations; VNNI and AMX sum in
+    int32, so there the full 8 bits are safe and halve the activations' rounding error.
+    ``onednn`` runs on AMX tiles where the CPU has them (2-3x ``fbgemm``'s AVX512-VNNI kernel per layer
+    for the MiniLM's shapes, the same numbers); elsewhere ``fbgemm``. Measured: docs/inference.md.
+    """
+
+    engine: str = "fbgemm"
+    reduce_range: bool = True
+
+    @classmethod
+    def for_cpu(cls, flags: frozenset[str] | None = None) -> Int8Kernel:
+        """The kernel for a CPU with these flags (default: this CPU's)."""
+        import torch
+
+        flags = cpu_flags() if flags is None else flags
+        vnni = bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+        amx = "amx_int8" in flags and "onednn" in torch.backends.quantized.supported_engines
+        return cls(engine="onednn" if amx else "fbgemm", reduce_range=not vnni)
+
+    def __str__(self) -> str:
+        return f"{self.engine}, {7 if self.reduce_range else 8}-bit activations"
+
+
+@functools.cache
+def _int8_linear_type() -> Any:
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    class Int8Linear(DynamicLinear):
+        """torch's dynamic int8 linear layer, with the activation range of the kernel it was packed for."""
+
+        reduce_range = True
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            packed = self._packed_params._packed_params
+            y = torch.ops.quantized.linear_dynamic(x, packed, reduce_range=self.reduce_range)
+            return y.to(x.dtype)
+
+    return Int8Linear
+
+
+def int8_linear(lin: Any, kernel: Int8Kernel) -> Any:
+    """A quantised copy of ``lin``: int8 weights per output channel, activations scaled per batch."""
     import copy
 
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig
 
     lin = copy.copy(lin)
     lin.qconfig = per_channel_dynamic_qconfig
-    return DynamicLinear.from_float(lin)
+    before = torch.backends.quantized.engine
+    torch.backends.quantized.engine = kernel.engine
+    try:
+        q = _int8_linear_type().from_float(lin)
+    finally:
+        torch.backends.quantized.engine = before
+    q.reduce_range = kernel.reduce_range
+    return q
 
 
-def int8_head(head: Any) -> Any:
+def int8_head(head: Any, kernel: Int8Kernel) -> Any:
     """A copy of the fused span head with its per-word linear layers in int8 (as the encoder's, per channel)."""
     import copy
 
     head = copy.deepcopy(head)
     for name in head.INT8_LAYERS:
-        setattr(head, name, _int8_linear(getattr(head, name)))
+        setattr(head, name, int8_linear(getattr(head, name), kernel))
     return head
 
 
-def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[str] = ()) -> Any:
+def int8_encoder(
+    encoder: Any, kernel: Int8Kernel, padding_free: bool = True, keep_float: Sequence[str] = ()
+) -> tuple[Any, UnpaddedBert | None]:
     """``(encoder, unpadded)`` for the int8 runtimes; the float ``encoder`` passed in is left untouched.
 
     A plain BERT runs padding-free with per-channel int8 weights in every linear layer of every
-    transformer layer except the kinds named in ``keep_float``; other encoders get torch's dynamic
-    per-channel quantisation of their linear layers, less the GELU-fed ``output.dense`` of each
-    Hugging Face transformer layer (a module with ``intermediate`` and ``output``) where ``keep_float``
-    names ``ffn_out``.
+    transformer layer except the kinds named in ``keep_float``; other encoders get the same int8
+    layers in place of every ``nn.Linear``, less the GELU-fed ``output.dense`` of each Hugging Face
+    transformer layer (a module with ``intermediate`` and ``output``) where ``keep_float`` names ``ffn_out``.
     """
     import copy
 
@@ -331,24 +392,27 @@ def int8_encoder(encoder: Any, padding_free: bool = True, keep_float: Sequence[s
 
     enc = copy.deepcopy(encoder)
     if not (padding_free and UnpaddedBert.supports(enc)):
-        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
         gelu_fed = {
             f"{name}.output.dense"
             for name, m in enc.named_modules()
             if "ffn_out" in keep_float and hasattr(m, "intermediate") and hasattr(getattr(m, "output", None), "dense")
         }
-        qspec = {n: qconfig for n, m in enc.named_modules() if isinstance(m, torch.nn.Linear) and n not in gelu_fed}
-        return torch.ao.quantization.quantize_dynamic(enc, qspec, dtype=torch.qint8), None
+        linears = [n for n, m in enc.named_modules() if isinstance(m, torch.nn.Linear) and n not in gelu_fed]
+        for name in linears:
+            parent, _, leaf = name.rpartition(".")
+            owner = enc.get_submodule(parent) if parent else enc
+            setattr(owner, leaf, int8_linear(getattr(owner, leaf), kernel))
+        return enc, None
     unpadded = UnpaddedBert(enc.bert_layer.model, getattr(enc, "projection", None))
     for i, layer in enumerate(enc.bert_layer.model.encoder.layer):
         if "qkv" not in keep_float:
-            unpadded.qkv[i] = _int8_linear(unpadded.qkv[i])
+            unpadded.qkv[i] = int8_linear(unpadded.qkv[i], kernel)
         if "attn_out" not in keep_float:
-            layer.attention.output.dense = _int8_linear(layer.attention.output.dense)
+            layer.attention.output.dense = int8_linear(layer.attention.output.dense, kernel)
         if "ffn_in" not in keep_float:
-            layer.intermediate.dense = _int8_linear(layer.intermediate.dense)
+            layer.intermediate.dense = int8_linear(layer.intermediate.dense, kernel)
         if "ffn_out" not in keep_float:
-            layer.output.dense = _int8_linear(layer.output.dense)
+            layer.output.dense = int8_linear(layer.output.dense, kernel)
     return enc, unpadded
 
 
@@ -419,13 +483,22 @@ class OnnxEncoder:
 class FastEngine:
     """Runs a collated GLiNER batch through the fused head and the chosen encoder runtime."""
 
-    def __init__(self, model: Any, runtime: str = "fused", threads: int = 0, padding_free: bool = True) -> None:
-        """``padding_free=False`` keeps GLiNER's padded encoder and packed LSTM (for side-by-side benchmarks)."""
+    def __init__(
+        self,
+        model: Any,
+        runtime: str = "fused",
+        threads: int = 0,
+        padding_free: bool = True,
+        int8_kernel: Int8Kernel | None = None,
+    ) -> None:
+        """``padding_free=False`` keeps GLiNER's padded encoder and packed LSTM, ``int8_kernel`` overrides
+        :meth:`Int8Kernel.for_cpu` (both for side-by-side benchmarks)."""
         import torch
 
         if runtime not in RUNTIMES or runtime == "torch":
             raise ConfigError(f"Unknown fast runtime {runtime!r}.", f"use one of: {', '.join(RUNTIMES)}.")
         self.runtime = runtime
+        self.int8_kernel: Int8Kernel | None = None
         self.core = model.model
         if type(self.core).__name__ != "UniEncoderSpanModel":
             raise ModelError(
@@ -450,8 +523,11 @@ class FastEngine:
             self.encoder = copy.deepcopy(self.encoder).to(torch.bfloat16)
             self.head = copy.deepcopy(self.head).to(torch.bfloat16)
         elif runtime in INT8_FLOAT_LAYERS:
-            self.encoder, self._unpadded = int8_encoder(self.encoder, padding_free, INT8_FLOAT_LAYERS[runtime])
-            self.head = int8_head(self.head)
+            self.int8_kernel = int8_kernel or Int8Kernel.for_cpu()
+            keep = INT8_FLOAT_LAYERS[runtime]
+            self.encoder, self._unpadded = int8_encoder(self.encoder, self.int8_kernel, padding_free, keep)
+            self.head = int8_head(self.head, self.int8_kernel)
+            log.info("%s: int8 matrix products on %s", runtime, self.int8_kernel)
         elif runtime in ("onnx", "onnx-int8"):
             if getattr(self.encoder, "projection", None) is not None:
                 raise ModelError(
