@@ -59,7 +59,8 @@ def _rank_main(rank: int, port: int, out: str) -> None:
         "saw_marker": saw_marker,
     }
     Path(out, f"rank{rank}.json").write_text(json.dumps(result))
-    distributed.barrier()
+    distributed.close()
+    assert not distributed._active()
 
 
 def test_ranks_agree_on_shards_broadcasts_and_the_time_budget(tmp_path: Path) -> None:

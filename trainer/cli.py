@@ -249,7 +249,9 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
     except LmrError as exc:
         fail(exc)
         return
-    if not distributed.is_main():  # under torchrun/accelerate, rank 0 speaks for the run
+    speaks = distributed.is_main()  # under torchrun/accelerate, rank 0 speaks for the run
+    distributed.close()
+    if not speaks:
         return
     m = result.metrics
     click.echo(f"published: {result.published}")

@@ -124,6 +124,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+def close() -> None:
+    """Leave the process group once every rank is done. A rank that exits with the group open lets gloo's
+    threads be torn down at interpreter exit, which can abort the process ("terminate called without an
+    active exception": a rank of the 2-process test died so in one of two CI runs here)."""
+    if _active():
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 @contextmanager
 def main_first() -> Iterator[None]:
     """Rank 0 runs the block first (e.g. fetching data into a shared cache), then the other ranks."""
