@@ -61,7 +61,7 @@ from worker.broker import EmbeddedBroker, free_port
 PARTITIONS = 4
 
 
-def _reader(bootstrap: str, topic: str, fetch_max_wait_ms: int = 500) -> KafkaConsumer:
+def _reader(bootstrap: str, topic: str, fetch_max_wait_ms: int) -> KafkaConsumer:
     # an idle reader re-fetching every 50 ms took ~7% of a core here, CPU the worker under test then lacks
     c = KafkaConsumer(
         bootstrap_servers=bootstrap,
