@@ -25,6 +25,8 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
 * ``fused-int8-v1``: the int8 runtime before (per-tensor dynamic int8 of every linear layer, padded encoder);
 * ``fused-int8-gliner-collator``: ``fused-int8`` with GLiNER's own collator and length sort (what
   :mod:`lmr.model.collate` gains);
+* ``fused-no-prior``: ``fused`` with the model's span prior left out (what rescoring candidate spans costs
+  and brings: :mod:`lmr.model.prior`; the same as ``fused`` for a model without one);
 * ``onnx``: bucketing + fused head + ONNX Runtime encoder;
 * ``onnx-int8``: + ONNX Runtime dynamic int8 encoder;
 * ``auto``: what ``--runtime auto`` picks here, measured afresh (its row names the runtime; its start-up
@@ -55,6 +57,7 @@ VARIANTS = [
     ("torch (baseline)", "torch", False),
     ("torch+bucket", "torch", True),
     ("fused", "fused", True),
+    ("fused-no-prior", "fused", True),
     ("fused-bf16", "fused-bf16", True),
     ("fused-bf16-padded", "fused-bf16", True),
     ("fused-int8", "fused-int8", True),
@@ -89,6 +92,8 @@ def load_variant(model: str, label: str, runtime: str, threads: int) -> tuple[An
         here = Int8Kernel.for_cpu()
         kernel = Int8Kernel("fbgemm", reduce_range=here.reduce_range if label.endswith("-fbgemm") else True)
         ex.engine = FastEngine(ex.model, runtime, threads=threads, int8_kernel=kernel)
+    elif label.endswith("-no-prior"):
+        ex.prior = None
     elif label.endswith("-gliner-collator"):
         ex._fast_collator = None
     elif label == "fused-int8-v1":

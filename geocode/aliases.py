@@ -15,7 +15,7 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
-from geocode.text import norm, tokens
+from lmr.names import norm, tokens
 
 ALIASES_FILE = "aliases.json"
 

@@ -25,10 +25,11 @@ from geopy.location import Location
 from geopy.point import Point
 
 from geocode.gazetteer import Gazetteer, importance, open_gazetteer
-from geocode.text import is_upper_code, split_camel, variants
+from geocode.text import variants
 from geocode.types import BBox, Candidate, GeoContext
 from lmr.config import redact_url, secret_from_env
 from lmr.errors import ConfigError
+from lmr.names import is_upper_code, split_camel
 
 API_KEY_ENV = "LMR_GEOCODER_API_KEY"
 DEFAULT_TIMEOUT = 10.0  # geopy's default of 1 s is too short for public services

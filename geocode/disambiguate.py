@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 from geocode.aliases import division_key
 from geocode.geo import haversine_km
-from geocode.text import norm, shape_hint
+from geocode.text import shape_hint
 from geocode.types import Candidate, GeoContext, PlaceType
+from lmr.names import norm
 
 _LEVEL = {"continent": 0, "region": 0, "country": 1, "admin1": 2, "admin2": 3, "city": 4, "poi": 5}
 

@@ -11,14 +11,15 @@ import json
 import math
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from geocode.aliases import Q, division_key
 from geocode.geo import haversine_km
 from geocode.index import build_index, cache_dir, default_index_path
-from geocode.text import norm
 from geocode.types import Candidate
+from lmr.names import norm
 
 
 class Gazetteer:
@@ -82,6 +83,12 @@ class Gazetteer:
                 )
             )  # fmt: skip
         return out
+
+    def names(self) -> Iterator[tuple[str, str, int, bool]]:
+        """Every name key with its place's kind and population, and whether it is matched in capitals only."""
+        rows = self._con().execute("SELECT n.key, p.kind, p.pop, n.caps FROM names n JOIN places p ON p.id = n.place")
+        for key, kind, pop, caps in rows:
+            yield str(key), str(kind), int(pop or 0), bool(caps)
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

@@ -24,7 +24,7 @@ from geocode.gazetteer import Gazetteer, haversine_km, open_gazetteer
 from geocode.guard import Guard, GuardConfig
 from geocode.prior import PriorConfig, StreamPrior
 from geocode.ratelimit import SharedRateLimit, check_public_nominatim
-from geocode.text import is_storm_name, is_upper_code, norm
+from geocode.text import is_storm_name
 from geocode.types import (
     Candidate,
     GeoContext,
@@ -36,6 +36,7 @@ from geocode.types import (
     place_type,
 )
 from lmr.errors import ConfigError, GeocoderError, GeocoderRateLimited
+from lmr.names import is_upper_code, norm
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,8 @@
-"""Name normalisation and mention shape.
+"""Mention shape and the queries tried for a mention.
 
-One normaliser runs on gazetteer names at build time and on mentions at query
-time, so both sides meet on the same key:
-
-* accents are removed, case is folded, periods and apostrophes vanish
-  (``N.C.`` -> ``nc``, ``Hawke's`` -> ``hawkes``), other punctuation is a space;
-* ``saint``/``st``, ``mount``/``mt``, ``fort``/``ft`` and ``and``/``&`` meet on one form;
-* a leading ``the`` is dropped.
+Names and mentions are keyed by :func:`lmr.names.norm` (see :mod:`lmr.names`):
+accents removed, case folded, ``saint``/``st``-like forms on one spelling, a
+leading ``the`` dropped.
 
 :func:`variants` turns a mention into the queries tried in order: the whole
 mention, then without a hashtag and split at camel case, then without a type
@@ -18,24 +14,14 @@ WalMart`` -> ``Chico``), each with a match weight that the scorer uses.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from lmr.names import fold, norm, split_camel, tokens
 
 
 def _words(text: str) -> list[str]:
     return text.split()
 
-
-_CANON = {
-    "saint": "st",
-    "ste": "st",
-    "mount": "mt",
-    "mont": "mt",
-    "fort": "ft",
-    "and": "&",
-    "port": "pt",
-}
-_APOSTROPHES = "'’`´ʻʼ"
 
 #: Trailing words that say what kind of place a mention is, with the kind they hint at.
 TYPE_WORDS: dict[str, str] = {
@@ -81,32 +67,6 @@ NOISE_WORDS = frozenset(
 )
 #: Words that, followed by a name, make a storm's name (``#HurricaneDorian``), which is not a place.
 STORM_WORDS = frozenset(("hurricane", "cyclone", "typhoon", "storm", "tropical", "tropicalstorm", "ts"))
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
-
-
-def fold(text: str) -> str:
-    """Remove accents (``Kaikōura`` -> ``Kaikoura``) without changing case."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def tokens(text: str) -> list[str]:
-    """Normalised tokens of ``text``."""
-    s = fold(text).casefold()
-    s = re.sub(r"(?<=\w)\.(?=\w)", "", s)  # N.C. -> NC, U.S. -> US
-    s = re.sub(f"[{_APOSTROPHES}]s\\b", "", s)  # possessive: Chico's -> chico
-    for ch in _APOSTROPHES:
-        s = s.replace(ch, "")
-    s = s.replace(".", " ").replace("&", " & ")
-    out = [_CANON.get(t, t) for t in re.split(r"[^\w&]+|_", s) if t]
-    if len(out) > 1 and out[0] == "the":
-        out = out[1:]
-    return out
-
-
-def norm(text: str) -> str:
-    """The lookup key of a name: ``"St. Louis"`` -> ``"st louis"``."""
-    return " ".join(tokens(text))
 
 
 def squash(text: str) -> str:
@@ -124,11 +84,6 @@ def is_latin(text: str) -> bool:
     return all(ord(ch) < 0x250 or not ch.isalpha() for ch in fold(text))
 
 
-def split_camel(text: str) -> str:
-    """``#HoustonFlood`` -> ``Houston Flood``; ``PRStrong`` -> ``PR Strong``."""
-    return _CAMEL.sub(" ", text.lstrip("#@"))
-
-
 @dataclass(frozen=True)
 class Variant:
     """One query tried for a mention: its key, match weight and the kind its shape hints at."""
@@ -137,12 +92,6 @@ class Variant:
     weight: float
     kind_hint: str | None = None
     partial: bool = False
-
-
-def is_upper_code(text: str) -> bool:
-    """Whether the mention is written like a code (``PR``, ``TX``, ``N.C.``)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    return 1 < len(letters) <= 4 and all(ch.isupper() for ch in letters)
 
 
 def shape_hint(text: str) -> str | None:

@@ -149,7 +149,9 @@ def test_the_time_budget_leaves_room_for_every_pass_after_training() -> None:
     plain = TrainSettings.from_params({"train": ["x"], "average_checkpoints": False}, set())
     typed = TrainSettings.from_params({"train": ["x"], "types": "coarse", "average_checkpoints": False}, set())
     averaged = TrainSettings.from_params({"train": ["x"]}, set())
+    prior = TrainSettings.from_params({"train": ["x"], "span_prior": True}, set())
     assert final_eval_scale(plain, 100, 0) == 1.0
     assert final_eval_scale(plain, 100, 300) == 4.0  # selection + held-out posts, 3x as many
     assert final_eval_scale(typed, 100, 300) == 8.0, "typed F1 reads both sets once more"
     assert final_eval_scale(averaged, 100, 300) == 5.0, "the checkpoint average reads the selection set once more"
+    assert final_eval_scale(prior, 100, 300) == 7.0, "the span prior reads it twice (fit, threshold)"

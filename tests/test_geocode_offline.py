@@ -13,9 +13,10 @@ import pytest
 from geocode import GeoContext, Resolution, Unresolved, build_resolver
 from geocode.gazetteer import haversine_km
 from geocode.resolver import Resolver
-from geocode.text import norm, variants
+from geocode.text import variants
 from lmr.errors import ConfigError
 from lmr.mentions import Mention
+from lmr.names import norm
 
 
 @pytest.fixture(scope="module")

@@ -148,7 +148,8 @@ class ModelCard:
             "```",
             "",
             "## Training",
-            *(f"- {k}: {v}" for k, v in self.training.items()),
+            *(f"- {k}: {v}" for k, v in self.training.items() if k != "span_prior"),
+            *span_prior_lines(self.training.get("span_prior")),
             *self._evaluations_table(),
             "",
             "## Limits",
@@ -187,4 +188,16 @@ def self_training_lines(st: dict[str, Any] | None) -> list[str]:
         f"- self-training: {st['posts']} unlabeled posts labelled by `{st['teacher']}` at threshold "
         f"{st['threshold']} ({st['mentions']} mentions in {st['posts_with_mentions']} posts; "
         f"{st['dropped_duplicates']} repeats of selection or held-out posts dropped), from {files}",
+    ]
+
+
+def span_prior_lines(sp: dict[str, Any] | None) -> list[str]:
+    """The card's lines on the span prior (``--span-prior``), or none."""
+    if not sp:
+        return []
+    weights = ", ".join(f"{f} {w:+.3f}" for f, w in zip(sp["features"], sp["weights"], strict=True))
+    return [
+        f"- span prior (gazetteer, {sp['lexicon_names']:,} place-name keys; fitted on the selection set): selection "
+        f"F1 {sp['selection_f1']} at threshold {sp['threshold']}, the model alone {sp['selection_f1_without']} at "
+        f"{sp['threshold_without']}; weights {weights}, bias {sp['bias']:+.3f}",
     ]

@@ -77,6 +77,13 @@ def recipe_options(f: Any) -> Any:
             help="Fused span head in the training step (exact, faster).",
         ),
         option(
+            "--span-prior/--no-span-prior",
+            default=_d("span_prior"),
+            show_default=True,
+            help="Rescore candidate spans with what the offline gazetteer knows of their text (a logistic "
+            "regression fitted on the selection set after training; the names ship with the model).",
+        ),
+        option(
             "--average-checkpoints/--no-average-checkpoints",
             default=_d("average_checkpoints"),
             show_default=True,

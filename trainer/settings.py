@@ -95,6 +95,7 @@ class TrainSettings:
     name_swap: float = 0.0  # share of training posts whose mentions are swapped for gazetteer names
     case_noise: float = 0.0  # share of training posts with some non-mention words capitalised
     fused_head: bool = True  # fused span head in the training step (exact; trainer/fused.py)
+    span_prior: bool = False  # rescore spans with the gazetteer's names, fitted on the selection set (prior.py)
     average_checkpoints: bool = True  # keep the best+last checkpoint average if it scores higher (averaging.py)
     freeze_embeddings: str = "auto"  # auto | on | off: the encoder's word embeddings (trainer/model.py)
     unlabeled: list[str] = field(default_factory=list)  # self-training posts, labelled by --teacher (selftrain.py)

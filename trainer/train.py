@@ -24,9 +24,10 @@ from typing import Any
 from lmr.errors import ConfigError, ModelError, ModelNotFoundError
 from lmr.model import autotune, registry
 from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
+from lmr.model.prior import Lexicon
 from lmr.readers import Example, read_examples
 from lmr.words import Word, split_words
-from trainer import averaging, budget, distributed, recipe
+from trainer import averaging, budget, distributed, prior, recipe
 from trainer.card import ModelCard
 from trainer.data import AlignmentReport, files_digest, split_train_eval, to_gliner
 from trainer.model import build_fresh, describe_encoder, encoder_is_uncased, freeze_word_embeddings
@@ -61,6 +62,7 @@ class Prepared:
     card: ModelCard
     run_dir: Path
     heldout: list[Example] = field(default_factory=list)  # --heldout-events: scored once, after training
+    lexicon: Lexicon | None = None  # --span-prior: the gazetteer's names, fitted with the selection set
 
 
 @dataclass
@@ -177,9 +179,11 @@ def prepare(s: TrainSettings) -> Prepared:
     }
     stamp = distributed.broadcast(datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))  # one run dir for all ranks
     run_dir = Path(s.output_dir) / f"{s.name}-{stamp}"
+    lexicon = prior.gazetteer_lexicon() if s.span_prior and eval_ex else None
     return Prepared(
-        s, device, train_ex, eval_ex, spec, model, train_records, eval_records, report, card, run_dir, heldout_ex
-    )
+        s, device, train_ex, eval_ex, spec, model, train_records, eval_records, report, card, run_dir, heldout_ex,
+        lexicon,
+    )  # fmt: skip
 
 
 def _records(examples: list[Example], labels: list[str], case: bool, report: AlignmentReport) -> list[dict[str, Any]]:
@@ -216,9 +220,9 @@ def resume_point(s: TrainSettings) -> str | None:
 def final_eval_scale(s: TrainSettings, n_eval: int, n_heldout: int) -> float:
     """Model passes after training, in selection-set units, that the time budget must leave room for: the
     selection set and the held-out events, each read once more for typed F1 when the model is typed, and
-    the selection set once more for the checkpoint average."""
+    the selection set once more for the checkpoint average and twice for the span prior (fit, threshold)."""
     passes = 2 if s.types != "none" else 1
-    return passes * (1 + n_heldout / max(1, n_eval)) + (1 if s.average_checkpoints else 0)
+    return passes * (1 + n_heldout / max(1, n_eval)) + (1 if s.average_checkpoints else 0) + (2 if s.span_prior else 0)
 
 
 def fit(p: Prepared) -> Fitted:
@@ -307,8 +311,13 @@ def _evaluate_kept(p: Prepared, model: Any, best_checkpoint: str | None) -> tupl
                 threshold=s.threshold,
                 batch_size=s.eval_batch_size,
             )
+    extractor = Extractor(model, p.spec)
+    if p.lexicon is not None:
+        extractor, metrics, threshold, p.card.training["span_prior"] = prior.fit_prior(
+            extractor, p.eval, p.lexicon, (metrics, threshold), threshold=s.threshold, batch_size=s.eval_batch_size
+        )
     p.spec.threshold = p.card.threshold = threshold
-    metrics.update(recipe.extra_metrics(s, Extractor(model, p.spec), p.eval, p.heldout, threshold))
+    metrics.update(recipe.extra_metrics(s, extractor, p.eval, p.heldout, threshold))
     p.card.metrics = metrics
     log.info("Eval: %s", {k: metrics.get(k) for k in ("precision", "recall", "f1", "wer", "threshold")})
     return metrics, threshold
@@ -338,7 +347,10 @@ def publish(p: Prepared, f: Fitted) -> Path | None:
         def write(d: Path) -> None:
             f.model.save_pretrained(str(d), safe_serialization=True)
             p.spec.save(d)
-            p.card.inference.update(autotune.calibrate(d, Extractor(f.model, p.spec), [e.text for e in p.train]))
+            if p.spec.span_prior and p.lexicon is not None:
+                p.lexicon.save(d)
+            exact = prior.extractor(f.model, p.spec, p.lexicon)
+            p.card.inference.update(autotune.calibrate(d, exact, [e.text for e in p.train]))
             (d / "training_config.json").write_text(json.dumps(s.to_dict(), indent=2) + "\n", encoding="utf-8")
             (d / "eval_metrics.json").write_text(json.dumps(f.metrics, indent=2) + "\n", encoding="utf-8")
             p.card.save(d)

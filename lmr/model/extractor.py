@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from lmr.errors import ModelNotFoundError
 from lmr.mentions import Mention
 from lmr.model.collate import make_collator
+from lmr.model.prior import Candidate, Lexicon, SpanPrior, candidates, greedy, span_features
 from lmr.words import VERSION as WORDS_VERSION
 from lmr.words import Word, split_words
 
@@ -40,6 +42,7 @@ class ModelSpec:
     case_markers: bool = False
     words: str = WORDS_VERSION
     flat_ner: bool = True
+    span_prior: dict[str, Any] | None = None  # lmr.model.prior.SpanPrior.to_dict(), names in lexicon.tsv.gz
 
     def save(self, directory: Path) -> None:
         (directory / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -118,7 +121,10 @@ class Extractor:
         path: str = "",
         runtime: str = "torch",
         threads: int = 0,
+        prior: SpanPrior | None = None,
+        lexicon: Lexicon | None = None,
     ) -> None:
+        """``prior`` with ``lexicon`` rescores candidate spans before decoding (:mod:`lmr.model.prior`)."""
         self.model = model
         self.runtime = runtime
         self.runtime_choice: Any = None  # lmr.model.autotune.RuntimeChoice when loaded with runtime="auto"
@@ -128,6 +134,8 @@ class Extractor:
 
             self.engine = FastEngine(model, runtime, threads=threads)
         self.spec = spec
+        self.prior = prior if lexicon is not None else None
+        self.lexicon = lexicon
         self.name = name
         self.version = version
         self.path = path
@@ -162,24 +170,15 @@ class Extractor:
         ``token_budget`` > 0 also caps each batch at that many padded words (batch size by token
         budget, for GPUs); ``batch_size`` stays the upper bound on posts per batch.
         """
-        import torch
-
         thr = self.spec.threshold if threshold is None else threshold
         out: list[list[Mention]] = [[] for _ in texts]
-        order = [i for i in range(len(texts)) if words_list[i]]
-        tokens = [model_tokens(w, self.spec.case_markers) if w else [] for w in words_list]
-        lengths = [len(w) for w in words_list]
-        if sort_by_length and len(order) > 1:
-            # the encoder pads to the longest sub-word sequence of a batch: group by that length
-            lengths = self._subword_lengths(tokens, order)
-            order.sort(key=lambda i: lengths[i])
-        for idx in _batches(order, lengths, batch_size, token_budget):
-            with torch.inference_mode():
-                batch = self._collate([tokens[i] for i in idx])
-                raw = self.engine(batch) if self.engine is not None else self.model.run_batch(batch, threshold=thr)
-                decoded = self.model.decode_batch(
-                    raw, batch, threshold=thr, flat_ner=self.spec.flat_ner, multi_label=False
-                )
+        for idx, batch, raw in self._forward(words_list, batch_size, sort_by_length, token_budget, thr):
+            if self.prior is not None:
+                for r, i in enumerate(idx):
+                    scored = self.candidate_spans(raw[0][r], words_list[i], texts[i])
+                    out[i] = self._mentions(greedy(scored, thr), words_list[i], texts[i])
+                continue
+            decoded = self.model.decode_batch(raw, batch, threshold=thr, flat_ner=self.spec.flat_ner, multi_label=False)
             for i, spans in zip(idx, decoded, strict=True):
                 words, text = words_list[i], texts[i]
                 ms = []
@@ -190,6 +189,53 @@ class Extractor:
                     ms.append(Mention(text[s:e], s, e, round(float(sp.score), 4), str(sp.entity_type)))
                 out[i] = sorted(ms, key=lambda m: m.start)
         return out
+
+    def _forward(
+        self, words_list: Sequence[Sequence[Word]], batch_size: int, sort_by_length: bool, token_budget: int, thr: float
+    ) -> Iterator[tuple[list[int], dict[str, Any], Any]]:
+        """(post indices, collated batch, model output) per batch of the non-empty posts."""
+        import torch
+
+        order = [i for i in range(len(words_list)) if words_list[i]]
+        tokens = [model_tokens(w, self.spec.case_markers) if w else [] for w in words_list]
+        lengths = [len(w) for w in words_list]
+        if sort_by_length and len(order) > 1:
+            # the encoder pads to the longest sub-word sequence of a batch: group by that length
+            lengths = self._subword_lengths(tokens, order)
+            order.sort(key=lambda i: lengths[i])
+        for idx in _batches(order, lengths, batch_size, token_budget):
+            with torch.inference_mode():
+                batch = self._collate([tokens[i] for i in idx])
+                raw = self.engine(batch) if self.engine is not None else self.model.run_batch(batch, threshold=thr)
+            yield idx, batch, raw
+
+    def candidate_spans(self, logits: Any, words: Sequence[Word], text: str) -> list[tuple[Candidate, float]]:
+        """One post's candidate spans, each with its score: the span prior's where the model has one, else the
+        model's probability. Overlapping candidates all stay (decoding picks among them)."""
+        out = []
+        for c in candidates(logits.float().cpu(), len(words)):
+            if self.prior is None or self.lexicon is None:
+                out.append((c, 1.0 / (1.0 + math.exp(-c.logit))))
+                continue
+            s, e = words[c.first].start, words[c.last].end
+            out.append((c, self.prior.score(span_features(text[s:e], c.last - c.first + 1, c.logit, self.lexicon))))
+        return out
+
+    def candidates_of(self, texts: Sequence[str], *, batch_size: int = 16) -> list[list[tuple[Candidate, float]]]:
+        """:meth:`candidate_spans` of every post (empty posts have none)."""
+        words_list = [split_words(t) for t in texts]
+        out: list[list[tuple[Candidate, float]]] = [[] for _ in texts]
+        for idx, _, raw in self._forward(words_list, batch_size, True, 0, 0.5):
+            for r, i in enumerate(idx):
+                out[i] = self.candidate_spans(raw[0][r], words_list[i], texts[i])
+        return out
+
+    def _mentions(self, kept: Sequence[tuple[Candidate, float]], words: Sequence[Word], text: str) -> list[Mention]:
+        ms = []
+        for c, score in kept:
+            s, e = words[c.first].start, words[c.last].end
+            ms.append(Mention(text[s:e], s, e, round(score, 4), self.spec.labels[c.label]))
+        return sorted(ms, key=lambda m: m.start)
 
     def _collate(self, tokens: list[list[str]]) -> dict[str, Any]:
         if self._fast_collator is not None:
@@ -333,9 +379,14 @@ def load_extractor(
         if torch.cuda.is_bf16_supported():
             model = model.to(torch.bfloat16)
     spec = ModelSpec.load(Path(r.path)) if r.kind != "hub" else ModelSpec(case_markers=False)
+    prior = SpanPrior.from_dict(spec.span_prior) if spec.span_prior else None
+    lexicon = Lexicon.load(Path(r.path)) if prior is not None else None
 
     def build(rt: str) -> Extractor:
-        return Extractor(model, spec, name=r.name, version=r.version, path=r.path, runtime=rt, threads=threads)
+        return Extractor(
+            model, spec, name=r.name, version=r.version, path=r.path, runtime=rt, threads=threads, prior=prior,
+            lexicon=lexicon,
+        )  # fmt: skip
 
     if not measure:
         return build(runtime)
