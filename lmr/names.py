@@ -9,7 +9,7 @@ time, so both sides meet on the same key:
 * a leading ``the`` is dropped.
 
 It lives in :mod:`lmr` because both :mod:`geocode` and the recogniser's span prior
-(:mod:`lmr.model.lexicon`) key names with it.
+(:mod:`lmr.model.prior`) key names with it.
 """
 
 from __future__ import annotations

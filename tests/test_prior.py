@@ -169,8 +169,7 @@ def test_a_published_model_carries_its_prior_into_the_worker(prior_model: Path, 
     assert "span prior (gazetteer" in (path / "README.md").read_text(encoding="utf-8")
     ex = load_extractor(str(prior_model))
     assert ex.prior is not None and len(ex.lexicon or ()) > 1000
-    plain = load_extractor(str(prior_model))
-    plain.prior = None
     text = ["Flooding in Houston, Texas and Mati tonight; stay safe #NewOrleans"]
     with_prior = ex.predict(text, threshold=0.05)[0]
-    assert with_prior != plain.predict(text, threshold=0.05)[0], "the prior rescored the spans"
+    ex.prior = None
+    assert with_prior != ex.predict(text, threshold=0.05)[0], "the prior rescored the spans"

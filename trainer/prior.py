@@ -63,12 +63,11 @@ class Design:
 
 
 def design(extractor: Extractor, examples: Sequence[Example], lexicon: Lexicon, batch_size: int = 16) -> Design:
-    """The candidate spans of ``examples`` under ``extractor``'s model (its own scores: no prior)."""
-    plain = Extractor(extractor.model, extractor.spec, runtime=extractor.runtime)
+    """The candidate spans of ``examples`` under ``extractor``'s model (features read its logits, never a prior)."""
     texts = [ex.text for ex in examples]
     rows: list[list[float]] = []
     labels: list[float] = []
-    for ex, cands in zip(examples, plain.candidates_of(texts, batch_size=batch_size), strict=True):
+    for ex, cands in zip(examples, extractor.candidates_of(texts, batch_size=batch_size), strict=True):
         words = split_words(ex.text)
         gold = {(sp.start, sp.end, sp.label) for sp in ex.spans}
         for c, _ in cands:
@@ -119,7 +118,8 @@ def fit_prior(
     """
     fitted = fit_logistic(design(plain, select, lexicon, batch_size))
     plain.spec.span_prior = fitted.to_dict()
-    ex = Extractor(plain.model, plain.spec, runtime=plain.runtime, prior=fitted, lexicon=lexicon)
+    published = SpanPrior.from_dict(plain.spec.span_prior)  # the stored (rounded) weights: what the worker applies
+    ex = Extractor(plain.model, plain.spec, runtime=plain.runtime, prior=published, lexicon=lexicon)
     metrics, threshold = evaluate_extractor(ex, select, threshold=threshold, batch_size=batch_size)
     info = {
         **fitted.to_dict(),
