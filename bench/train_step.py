@@ -1,13 +1,15 @@
 """Training step speed: GLiNER's own span head against the fused one (trainer/fused.py), side by side.
 
     python -m bench.train_step [--steps 30] [--block 5] [--batch-size 8] [--threads 0]
-        [--encoder offline|e5|DIR] [--variants gliner fused fused-frozen]
+        [--encoder offline|e5|DIR] [--variants gliner fused fused-frozen fused-bf16 fused-frozen-bf16]
 
 Copies of one fresh model (``--encoder``, default the offline MiniLM; the ``fresh`` preset's optimiser
 settings) train on the same IDRISI training batches (length-grouped, as ``lmr-trainer run`` makes them),
 in interleaved blocks of ``--block`` steps so that drift in the machine's speed affects all alike.
 Variants: ``gliner`` (GLiNER's own span head), ``fused`` (the fused head), ``fused-frozen`` (the fused
-head with the encoder's word embeddings frozen, ``--freeze-embeddings on``). Prints steps/s of each, the
+head with the encoder's word embeddings frozen, ``--freeze-embeddings on``); a ``-bf16`` suffix runs the
+variant's forward pass under bfloat16 autocast with float32 weights, as ``--precision bf16`` trains on a
+CPU with native bf16 (AVX512-BF16 or AMX; elsewhere it is emulated, slow). Prints steps/s of each, the
 speed-ups against the first variant, and the loss curves (dropout draws differ between copies, so the
 curves agree in trend, not to the digit; ``tests/test_fused_training.py`` checks exactness with dropout
 off).
@@ -16,6 +18,7 @@ off).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import random
@@ -60,14 +63,22 @@ def _optimizer(model: Any) -> Any:
     return torch.optim.AdamW([{"params": enc, "lr": 5e-5}, {"params": rest, "lr": 1e-4}], weight_decay=0.01)
 
 
+VARIANTS = ["gliner", "fused", "fused-frozen", "fused-bf16", "fused-frozen-bf16"]
+
+
 def _variant(plain: Any, name: str) -> tuple[Any, Any]:
     """A copy of ``plain`` set up as variant ``name``, and its optimiser."""
     model = copy.deepcopy(plain)
     if name != "gliner":
         fuse_training_head(model)
-    if name == "fused-frozen":
+    if name.startswith("fused-frozen"):
         freeze_word_embeddings(model, "on")
     return model, _optimizer(model)
+
+
+def _autocast(name: str) -> Any:
+    """bfloat16 autocast for the ``-bf16`` variants (what the Trainer does with ``bf16=True`` on a CPU)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if name.endswith("-bf16") else contextlib.nullcontext()
 
 
 def main() -> None:
@@ -78,7 +89,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--encoder", default="offline", help="offline (MiniLM), e5, or a Hugging Face encoder directory")
-    ap.add_argument("--variants", nargs="+", default=["gliner", "fused"], choices=["gliner", "fused", "fused-frozen"])
+    ap.add_argument("--variants", nargs="+", default=["gliner", "fused"], choices=VARIANTS)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -94,7 +105,8 @@ def main() -> None:
         for name, (model, opt) in runs.items():
             t0 = time.perf_counter()
             for b in batches[start : start + a.block]:
-                loss = model.model(**b).loss
+                with _autocast(name):
+                    loss = model.model(**b).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()

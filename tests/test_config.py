@@ -87,7 +87,25 @@ def test_training_arguments_come_from_the_settings() -> None:
     b = s.training_arguments("runs/r-2", n_train=80, has_eval=False, device="cpu", report_to=[])
     assert b.eval_strategy == "no" and not b.load_best_model_at_end
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-        TrainSettings.from_params({"train": ["x"], "precision": "bf16"}, set()).precision_flags("cpu")
+        TrainSettings.from_params({"train": ["x"], "precision": "fp16"}, set()).precision_flags("cpu")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_only_where_it_is_native(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--precision bf16`` on a CPU: autocast where the CPU has AVX512-BF16/AMX, a clear refusal elsewhere."""
+    from lmr.model import runtimes
+    from trainer.settings import TrainSettings
+
+    monkeypatch.setattr(runtimes, "cpu_has_native_bf16", lambda: native)
+    s = TrainSettings.from_params({"train": ["x"], "precision": "bf16"}, set())
+    if native:
+        assert s.precision_flags("cpu") == {"bf16": True, "fp16": False}
+    else:
+        with pytest.raises(ConfigError, match="native bfloat16") as e:
+            s.precision_flags("cpu")
+        assert "--precision fp32" in str(e.value)
+    auto = TrainSettings.from_params({"train": ["x"]}, set())
+    assert auto.precision_flags("cpu") == {"bf16": False, "fp16": False}, "auto stays float32 on a CPU"
 
 
 def run_param(main: Any, name: str) -> Any:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tests.conftest import training_batch
 
@@ -59,3 +62,44 @@ def test_fused_head_refuses_other_heads() -> None:
 
     with pytest.raises(ModelError, match="markerV0"):
         fuse_training_head(object())
+
+
+def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(tiny_data: Path, tmp_path: Path) -> None:
+    """``--precision bf16`` on a bf16 CPU: the training forward runs in bfloat16, the weights stay float32."""
+    from safetensors.torch import load_file
+
+    from lmr.model.runtimes import cpu_has_native_bf16
+    from trainer.model import offline_encoder
+    from trainer.settings import TrainSettings
+    from trainer.train import fit, prepare, publish
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 or AMX): --precision bf16 is refused here")
+    steps = {"max_steps": 2, "eval_steps": 2, "batch_size": 4}
+    s = TrainSettings.from_params(
+        {
+            "train": [str(tiny_data)],
+            "eval": [str(tiny_data)],
+            "encoder": offline_encoder(),
+            "precision": "bf16",
+            "registry": str(tmp_path / "reg"),
+            "output_dir": str(tmp_path / "runs"),
+            "name": "bf16",
+            **steps,
+        },
+        set(steps),
+    )
+    p = prepare(s)
+    layer = next(m for m in p.model.model.token_rep_layer.modules() if isinstance(m, torch.nn.Linear))
+    seen: list[tuple[bool, torch.dtype]] = []
+    hook = layer.register_forward_hook(lambda m, i, o: seen.append((m.training, o.dtype)))
+    try:
+        f = fit(p)
+    finally:
+        hook.remove()
+    assert (True, torch.bfloat16) in seen, f"the training forward did not run in bfloat16: {set(seen)}"
+    published = publish(p, f)
+    assert published is not None
+    weights = load_file(str(next(published.glob("*.safetensors"))))
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    assert json.loads((published / "training_config.json").read_text())["precision"] == "bf16"

@@ -203,7 +203,13 @@ def recipe_options(f: Any) -> Any:
     help="Stop after N evaluations without improvement (0: off).",
 )
 @option("--threshold", type=float, default=_d("threshold"), help="Fixed threshold (default: chosen on the eval set).")
-@option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_d("precision"), show_default=True)
+@option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default=_d("precision"),
+    show_default=True,
+    help="auto: bf16 on a GPU that has it, else fp32. bf16 also on a CPU with native bf16 (AVX512-BF16/AMX).",
+)
 @option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_d("device"), show_default=True)
 @option("--seed", type=int, default=_d("seed"), show_default=True)
 @option(

@@ -171,14 +171,25 @@ class TrainSettings:
         return self.device
 
     def precision_flags(self, device: str) -> dict[str, bool]:
-        """``bf16``/``fp16`` flags of the Trainer: ``auto`` is bf16 on a GPU that has it, else fp32."""
+        """``bf16``/``fp16`` flags of the Trainer: ``auto`` is bf16 on a GPU that has it, else fp32.
+
+        On a CPU, ``bf16`` (autocast, float32 weights and optimiser) is accepted where the CPU computes
+        bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slower than float32.
+        """
         import torch
+
+        from lmr.model.runtimes import cpu_has_native_bf16
 
         p = self.precision
         if p == "auto":
             p = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-        if p in ("bf16", "fp16") and device != "cuda":
-            raise ConfigError(f"--precision {p} needs a CUDA GPU.", "use --precision fp32 (or auto) on a CPU.")
+        if p == "fp16" and device != "cuda":
+            raise ConfigError("--precision fp16 needs a CUDA GPU.", "use --precision fp32 (or bf16 on a bf16 CPU).")
+        if p == "bf16" and device != "cuda" and not cpu_has_native_bf16():
+            raise ConfigError(
+                "--precision bf16 on a CPU needs native bfloat16 (AVX512-BF16 or AMX flags); this CPU has neither.",
+                "use --precision fp32 (or auto) here.",
+            )
         return {"bf16": p == "bf16", "fp16": p == "fp16"}
 
     def evaluation_interval(self, n_train: int, world_size: int = 1) -> int:
