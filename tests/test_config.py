@@ -73,6 +73,7 @@ def test_presets_fill_only_what_the_user_did_not_set() -> None:
 
 
 def test_training_arguments_come_from_the_settings() -> None:
+    from lmr.model.runtimes import cpu_has_native_bf16
     from trainer.settings import TrainSettings
 
     s = TrainSettings.from_params(
@@ -82,7 +83,7 @@ def test_training_arguments_come_from_the_settings() -> None:
     a = s.training_arguments("runs/r-1", n_train=80, has_eval=True, device="cpu", report_to=[])
     assert (a.learning_rate, a.per_device_train_batch_size, a.gradient_accumulation_steps) == (5e-5, 4, 2)
     assert a.eval_steps == a.save_steps == 10 and a.load_best_model_at_end and a.metric_for_best_model == "f1"
-    assert a.run_name == "r-1" and not a.bf16 and a.use_cpu
+    assert a.run_name == "r-1" and a.bf16 == cpu_has_native_bf16() and a.use_cpu
     assert s.evaluation_interval(80, world_size=2) == 5, "two processes take twice the posts per step"
     b = s.training_arguments("runs/r-2", n_train=80, has_eval=False, device="cpu", report_to=[])
     assert b.eval_strategy == "no" and not b.load_best_model_at_end
@@ -92,7 +93,8 @@ def test_training_arguments_come_from_the_settings() -> None:
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_only_where_it_is_native(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--precision bf16`` on a CPU: autocast where the CPU has AVX512-BF16/AMX, a clear refusal elsewhere."""
+    """``--precision bf16`` on a CPU: autocast where the CPU has AVX512-BF16/AMX, a clear refusal elsewhere;
+    ``auto`` picks bf16 on such a CPU and float32 on any other."""
     from lmr.model import runtimes
     from trainer.settings import TrainSettings
 
@@ -105,7 +107,7 @@ def test_bf16_on_a_cpu_only_where_it_is_native(native: bool, monkeypatch: pytest
             s.precision_flags("cpu")
         assert "--precision fp32" in str(e.value)
     auto = TrainSettings.from_params({"train": ["x"]}, set())
-    assert auto.precision_flags("cpu") == {"bf16": False, "fp16": False}, "auto stays float32 on a CPU"
+    assert auto.precision_flags("cpu") == {"bf16": native, "fp16": False}, "auto is bf16 exactly where it is native"
 
 
 def run_param(main: Any, name: str) -> Any:

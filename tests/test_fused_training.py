@@ -65,7 +65,8 @@ def test_fused_head_refuses_other_heads() -> None:
 
 
 def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(tiny_data: Path, tmp_path: Path) -> None:
-    """``--precision bf16`` on a bf16 CPU: the training forward runs in bfloat16, the weights stay float32."""
+    """``--precision auto`` on a bf16 CPU: the training forward runs in bfloat16, the weights stay float32,
+    and the card says which precision ``auto`` resolved to."""
     from safetensors.torch import load_file
 
     from lmr.model.runtimes import cpu_has_native_bf16
@@ -81,7 +82,7 @@ def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(tiny_d
             "train": [str(tiny_data)],
             "eval": [str(tiny_data)],
             "encoder": offline_encoder(),
-            "precision": "bf16",
+            "precision": "auto",
             "registry": str(tmp_path / "reg"),
             "output_dir": str(tmp_path / "runs"),
             "name": "bf16",
@@ -102,4 +103,5 @@ def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(tiny_d
     assert published is not None
     weights = load_file(str(next(published.glob("*.safetensors"))))
     assert {t.dtype for t in weights.values()} == {torch.float32}
-    assert json.loads((published / "training_config.json").read_text())["precision"] == "bf16"
+    assert json.loads((published / "training_config.json").read_text())["precision"] == "auto"
+    assert json.loads((published / "card.json").read_text())["training"]["precision"] == "bf16"

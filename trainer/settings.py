@@ -171,10 +171,11 @@ class TrainSettings:
         return self.device
 
     def precision_flags(self, device: str) -> dict[str, bool]:
-        """``bf16``/``fp16`` flags of the Trainer: ``auto`` is bf16 on a GPU that has it, else fp32.
+        """``bf16``/``fp16`` flags of the Trainer: ``auto`` is bf16 where the hardware computes it natively
+        (a GPU that supports it, a CPU with AVX512-BF16 or AMX), else fp32.
 
-        On a CPU, ``bf16`` (autocast, float32 weights and optimiser) is accepted where the CPU computes
-        bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slower than float32.
+        On a CPU, ``bf16`` means autocast with float32 weights, optimiser and published model; it is refused
+        where the CPU would emulate bfloat16 (slower than float32).
         """
         import torch
 
@@ -182,7 +183,8 @@ class TrainSettings:
 
         p = self.precision
         if p == "auto":
-            p = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+            native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16()
+            p = "bf16" if native else "fp32"
         if p == "fp16" and device != "cuda":
             raise ConfigError("--precision fp16 needs a CUDA GPU.", "use --precision fp32 (or bf16 on a bf16 CPU).")
         if p == "bf16" and device != "cuda" and not cpu_has_native_bf16():

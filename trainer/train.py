@@ -284,6 +284,7 @@ def fit(p: Prepared) -> Fitted:
     model.eval()
     p.card.training.update(
         device=p.device,
+        precision="bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",  # what --precision auto resolved to
         processes=distributed.world_size(),
         torch=torch.__version__,
         transformers=transformers.__version__,
