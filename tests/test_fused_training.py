@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,9 @@ def test_fused_head_refuses_other_heads() -> None:
         fuse_training_head(object())
 
 
-def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(tiny_data: Path, tmp_path: Path) -> None:
+def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(
+    tiny_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """``--precision auto`` on a bf16 CPU: the training forward runs in bfloat16, the weights stay float32,
     and the card says which precision ``auto`` resolved to."""
     from safetensors.torch import load_file
@@ -94,11 +97,13 @@ def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(tiny_d
     layer = next(m for m in p.model.model.token_rep_layer.modules() if isinstance(m, torch.nn.Linear))
     seen: list[tuple[bool, torch.dtype]] = []
     hook = layer.register_forward_hook(lambda m, i, o: seen.append((m.training, o.dtype)))
+    caplog.set_level(logging.INFO, logger="lmr.trainer")
     try:
         f = fit(p)
     finally:
         hook.remove()
     assert (True, torch.bfloat16) in seen, f"the training forward did not run in bfloat16: {set(seen)}"
+    assert "Precision: bf16 (--precision auto, device cpu)" in caplog.text
     published = publish(p, f)
     assert published is not None
     weights = load_file(str(next(published.glob("*.safetensors"))))

@@ -242,6 +242,8 @@ def fit(p: Prepared) -> Fitted:
         report_to=["wandb"] if wb is not None else [],
         world_size=distributed.world_size(),
     )
+    precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+    log.info("Precision: %s (--precision %s, device %s)", precision, s.precision, p.device)
     callbacks: list[Any] = [card_callback(p.card)]
     if s.early_stopping and has_eval:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=s.early_stopping))
@@ -284,7 +286,7 @@ def fit(p: Prepared) -> Fitted:
     model.eval()
     p.card.training.update(
         device=p.device,
-        precision="bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",  # what --precision auto resolved to
+        precision=precision,  # what --precision auto resolved to
         processes=distributed.world_size(),
         torch=torch.__version__,
         transformers=transformers.__version__,
