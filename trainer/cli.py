@@ -46,8 +46,8 @@ def recipe_options(f: Any) -> Any:
         option(
             "--heldout-events",
             multiple=True,
-            help="Hold these events out of training AND selection; score them at the end "
-            "('standard' = the documented split, see docs/recognition.md).",
+            help="Hold this event out of training AND selection; score it at the end. Repeat once "
+            "per event; 'standard' = the documented split, see docs/recognition.md.",
         ),
         option(
             "--types",
