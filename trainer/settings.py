@@ -181,13 +181,13 @@ class TrainSettings:
 
         from lmr.model.runtimes import cpu_has_native_bf16
 
+        native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16()
         p = self.precision
         if p == "auto":
-            native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16()
             p = "bf16" if native else "fp32"
         if p == "fp16" and device != "cuda":
             raise ConfigError("--precision fp16 needs a CUDA GPU.", "use --precision fp32 (or bf16 on a bf16 CPU).")
-        if p == "bf16" and device != "cuda" and not cpu_has_native_bf16():
+        if p == "bf16" and device != "cuda" and not native:
             raise ConfigError(
                 "--precision bf16 on a CPU needs native bfloat16 (AVX512-BF16 or AMX flags); this CPU has neither.",
                 "use --precision fp32 (or auto) here.",
