@@ -89,6 +89,19 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d / "train.jsonl"
 
 
+def tiny_settings(root: Path, data: Path, name: str, encoder: str | None = None, **params: Any) -> Any:
+    """Settings of a real tiny run: trained and selected on ``data``, published as ROOT/registry/NAME.
+
+    ``params`` count as given by the user (no preset overrides them); ``encoder`` defaults to the bundled MiniLM.
+    """
+    from trainer.model import offline_encoder
+    from trainer.settings import TrainSettings
+
+    where = {"registry": str(root / "registry"), "output_dir": str(root / "runs"), "name": name}
+    data_and_encoder = {"train": [str(data)], "eval": [str(data)], "encoder": encoder or offline_encoder()}
+    return TrainSettings.from_params({**data_and_encoder, **where, **params}, set(params))
+
+
 @pytest.fixture(scope="session")
 def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     """A real GLiNER model (MiniLM encoder) trained for a few steps and published: REGISTRY/tiny.
@@ -96,28 +109,11 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> 
     16 steps: enough for the model to find most gold mentions whatever the batch order (with 8, one
     seeded length-grouped order left it predicting nothing, and the tests that need mentions failed).
     """
-    from trainer.model import offline_encoder
-    from trainer.settings import TrainSettings
     from trainer.train import run
 
     root = tmp_path_factory.mktemp("reg")
-    s = TrainSettings.from_params(
-        {
-            "train": [str(tiny_data)],
-            "eval": [str(tiny_data)],
-            "encoder": offline_encoder(),
-            "max_steps": 16,
-            "eval_steps": 8,
-            "batch_size": 4,
-            "learning_rate": 1e-4,
-            "others_lr": 5e-4,
-            "registry": str(root / "registry"),
-            "output_dir": str(root / "runs"),
-            "name": "tiny",
-        },
-        {"max_steps", "eval_steps", "batch_size", "learning_rate", "others_lr"},
-    )
-    run(s)
+    params = {"max_steps": 16, "eval_steps": 8, "batch_size": 4, "learning_rate": 1e-4, "others_lr": 5e-4}
+    run(tiny_settings(root, tiny_data, "tiny", **params))
     return root / "registry"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import training_batch
+from tests.conftest import tiny_settings, training_batch
 
 
 def test_fused_head_matches_gliner(tiny_data: Any) -> None:
@@ -73,26 +73,11 @@ def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(
     from safetensors.torch import load_file
 
     from lmr.model.runtimes import cpu_has_native_bf16
-    from trainer.model import offline_encoder
-    from trainer.settings import TrainSettings
     from trainer.train import fit, prepare, publish
 
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 or AMX): --precision bf16 is refused here")
-    steps = {"max_steps": 2, "eval_steps": 2, "batch_size": 4}
-    s = TrainSettings.from_params(
-        {
-            "train": [str(tiny_data)],
-            "eval": [str(tiny_data)],
-            "encoder": offline_encoder(),
-            "precision": "auto",
-            "registry": str(tmp_path / "reg"),
-            "output_dir": str(tmp_path / "runs"),
-            "name": "bf16",
-            **steps,
-        },
-        set(steps),
-    )
+    s = tiny_settings(tmp_path, tiny_data, "bf16", max_steps=2, eval_steps=2, batch_size=4, precision="auto")
     p = prepare(s)
     layer = next(m for m in p.model.model.token_rep_layer.modules() if isinstance(m, torch.nn.Linear))
     seen: list[tuple[bool, torch.dtype]] = []

