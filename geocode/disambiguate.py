@@ -38,7 +38,8 @@ from geocode.text import shape_hint
 from geocode.types import Candidate, GeoContext, PlaceType
 from lmr.names import norm
 
-_LEVEL = {"continent": 0, "region": 0, "country": 1, "admin1": 2, "admin2": 3, "city": 4, "poi": 5}
+#: Admin level of a candidate kind: 0 continent/region, 1 country ... 5 point of interest.
+LEVEL = {"continent": 0, "region": 0, "country": 1, "admin1": 2, "admin2": 3, "city": 4, "poi": 5}
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def relation(c: Candidate, o: Candidate, near_km: float) -> float:
     """How strongly place ``o`` named in the post supports candidate ``c`` (0..1.3)."""
     if c.kind in ("continent", "region") or o.kind in ("continent", "region"):
         return 0.0
-    lc, lo = _LEVEL.get(c.kind, 5), _LEVEL.get(o.kind, 5)
+    lc, lo = LEVEL.get(c.kind, 5), LEVEL.get(o.kind, 5)
     same_cc = c.country_code is not None and c.country_code == o.country_code
     if not same_cc:
         if lc >= 2 and lo >= 2 and haversine_km(c.lat, c.lon, o.lat, o.lon) < near_km:

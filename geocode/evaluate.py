@@ -22,14 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from geocode.geo import haversine_km
+from geocode.geo import ACC_KM, haversine_km
 from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
 from geocode.types import GeoContext, Resolution
 from lmr.errors import DataError
 from lmr.readers import event_of
 
-ACC_KM = 161.0
 Order = Literal["file", "arrival"]
 ORDERS: tuple[str, ...] = ("file", "arrival")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 EARTH_RADIUS_KM = 6371.0088
+ACC_KM = 161.0  # a resolved place within this distance of the gold point counts as right (acc@161, 100 miles)
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geocode.evaluate import ACC_KM
+from geocode.geo import ACC_KM
 from lmr.report.charts import bar_chart, cdf_chart, legend_handles, to_svg
 from lmr.report.maps import points, segments, view_box, world_axes
 from lmr.report.page import metric_table, page

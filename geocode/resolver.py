@@ -63,7 +63,7 @@ def _resolution(
     """``score`` is the probability times the name match (a resolution) or the probability alone (a ranking)."""
     score = round(p * min(c.match, 1.0) if by_match else p, 4)
     return Resolution(text, span[0], span[1], c.lat, c.lon, c.display_name or c.name, c.country_code, c.admin1,
-                      c.feature_type, c.bbox, backend, score)  # fmt: skip
+                      c.feature_type, c.bbox, backend, score, c.kind)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -339,7 +339,7 @@ class Resolver:
             if isinstance(r, Unresolved) and r.reason == "no_candidate" and r.detail != STORM_DETAIL:
                 out.append(
                     Resolution(r.text, r.start, r.end, best.lat, best.lon, best.display_name, best.country_code,
-                               best.admin1, feature, best.bbox, self.backend, round(0.25 * best.score, 4))
+                               best.admin1, feature, best.bbox, self.backend, round(0.25 * best.score, 4), best.kind)
                 )  # fmt: skip
             else:
                 out.append(r)

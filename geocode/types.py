@@ -64,7 +64,11 @@ class MentionLike(Protocol):
 
 @dataclass(frozen=True)
 class Resolution:
-    """A mention resolved to a place. ``bbox`` is ``(south, west, north, east)`` when known."""
+    """A mention resolved to a place. ``bbox`` is ``(south, west, north, east)`` when known.
+
+    ``kind`` is the place's level as a :class:`Candidate` names it (continent, region, country, admin1, admin2,
+    city, poi; '' when unknown); ``feature_type`` is the source's finer word for it (state, county, town ...).
+    """
 
     text: str
     start: int
@@ -78,6 +82,7 @@ class Resolution:
     bbox: BBox | None
     backend: str
     score: float
+    kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

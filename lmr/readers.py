@@ -174,7 +174,8 @@ def _from_gliner(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -
     return Example(text, spans, pid, str(path), event_of(path), "", {})
 
 
-def _json_records(path: Path) -> Iterable[tuple[int, Any]]:
+def json_records(path: Path) -> Iterable[tuple[int, Any]]:
+    """(line, record) of a JSON array or JSONL file (blank lines skipped), in file order."""
     try:
         raw = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -200,7 +201,7 @@ def _json_records(path: Path) -> Iterable[tuple[int, Any]]:
 
 def _read_json(path: Path, fine_types: bool) -> list[Example]:
     out = []
-    for line, obj in _json_records(path):
+    for line, obj in json_records(path):
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{line}: expected a JSON object per post.", "write one object per line.")
         if "tokenized_text" in obj or "tokens" in obj:
@@ -259,14 +260,16 @@ def _read_conll(path: Path, fine_types: bool) -> list[Example]:
     return out
 
 
+def is_json_file(path: Path) -> bool:
+    """Whether :func:`read_file` reads ``path`` as JSON/JSONL (else as CoNLL columns)."""
+    if path.suffix in (".conll", ".bio", ".tsv", ".txt"):
+        return False
+    return path.read_bytes()[:2048].lstrip()[:1] in (b"{", b"[")
+
+
 def read_file(path: Path, fine_types: bool = False) -> list[Example]:
     """Read one file, detecting its format from its content."""
-    if path.suffix in (".conll", ".bio", ".tsv", ".txt"):
-        return _read_conll(path, fine_types)
-    head = path.read_bytes()[:2048].lstrip()
-    if head[:1] in (b"{", b"["):
-        return _read_json(path, fine_types)
-    return _read_conll(path, fine_types)
+    return _read_json(path, fine_types) if is_json_file(path) else _read_conll(path, fine_types)
 
 
 def read_examples(paths: Sequence[str | Path], fine_types: bool = False) -> list[Example]:
