@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from geocode.geo import ACC_KM
 from lmr import logs
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
@@ -285,8 +286,17 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
 @option("--fine-types/--no-fine-types", default=False)
 @option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP)
 @option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@option(
+    "--geocoder",
+    type=click.Choice(["offline"]),
+    default=None,
+    help="Also resolve the predictions with this geocoder; score places end to end (DATA with points).",
+)
+@option("--km", type=click.FloatRange(min=0, min_open=True), default=ACC_KM, show_default=True,
+        help="End to end: an output place this close to the gold point is right.")  # fmt: skip
 @option("--report", type=click.Path(dir_okay=False), default=None,
-        help="Also write an offline HTML report here: charts per event and type, the worst posts marked.")  # fmt: skip
+        help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
+             "(with --geocoder: a map of found, wrong and missed places).")  # fmt: skip
 def evaluate_cmd(
     model: str,
     data: tuple[str, ...],
@@ -296,14 +306,20 @@ def evaluate_cmd(
     fine_types: bool,
     runtime: str,
     device: str,
+    geocoder: str | None,
+    km: float,
     report: str | None,
 ) -> None:
     """Score MODEL on labelled DATA: exact and overlap P/R/F1, WER, recall by type, per event.
+
+    With --geocoder, the predictions are resolved as `lmr-worker run --geocoder` does and scored end to
+    end against DATA's points (IDRISI-D lmd/): the span and a point within --km (docs/end-to-end.md).
 
     \b
     Example:
       lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --json
       lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --report report.html
+      lmr-trainer evaluate registry/lmr-location idrisi:lmd/dev --geocoder offline --report report.html
     """
     from lmr.evaluation import ScoredPosts, evaluate_extractor
     from lmr.model.extractor import load_extractor
@@ -317,12 +333,15 @@ def evaluate_cmd(
         res, _ = evaluate_extractor(ex, examples, threshold=thr, batch_size=batch_size, posts=posts)
         res["model"] = ex.model_id
         res["runtime"] = ex.runtime
-        if report:
-            from lmr.report.spans import write_span_report
+        e2e = None
+        if geocoder:
+            from geocode.endtoend import score_model_predictions
 
+            e2e = score_model_predictions(geocoder, list(data), posts, km=km)
+            res["end_to_end"] = e2e[0]
+        if report:
             subtitle = f"model {ex.model_id} · runtime {ex.runtime} · threshold {res['threshold']}"
-            write_span_report(report, res, posts, title="Location mentions: model evaluation", subtitle=subtitle)
-            click.echo(f"report: {report}", err=True)
+            _write_evaluation_report(report, res, posts, e2e, subtitle)
     except LmrError as exc:
         fail(exc)
         return
@@ -344,6 +363,24 @@ def evaluate_cmd(
         click.echo("by event/file:")
         for g, v in res["by_group"].items():
             click.echo(f"  {g:<30} P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}  (gold {v['n_gold']})")
+    if e2e is not None:
+        from geocode.endtoend import summary_lines
+
+        click.echo("\n".join(summary_lines(e2e[0])))
+
+
+def _write_evaluation_report(path: str, res: dict[str, Any], posts: Any, e2e: Any, subtitle: str) -> None:
+    """The end-to-end report after --geocoder, else the span report."""
+    if e2e is not None:
+        from geocode.endtoend_report import write_endtoend_report
+
+        title = "Places: model evaluation, end to end"
+        write_endtoend_report(path, e2e[0], e2e[1], spans=res, title=title, subtitle=subtitle)
+    else:
+        from lmr.report.spans import write_span_report
+
+        write_span_report(path, res, posts, title="Location mentions: model evaluation", subtitle=subtitle)
+    click.echo(f"report: {path}", err=True)
 
 
 @main.command("predict")

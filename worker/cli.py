@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from geocode.geo import ACC_KM
 from lmr import logs
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
@@ -452,28 +453,37 @@ def _secrets() -> dict[str, Any]:
 @click.argument("gold", nargs=-1, required=True)
 @option("--id-field", default="id", show_default=True)
 @option("--json", "as_json", is_flag=True, default=False, help="Print the full result as JSON.")
+@option("--km", type=click.FloatRange(min=0, min_open=True), default=ACC_KM, show_default=True,
+        help="End to end (GOLD with points): an output place this close to the gold point is right.")  # fmt: skip
 @option("--report", type=click.Path(dir_okay=False), default=None,
-        help="Also write an offline HTML report here: charts per event and type, the worst posts marked.")  # fmt: skip
-def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: bool, report: str | None) -> None:
+        help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
+             "(with GOLD points: a map of found, wrong and missed places).")  # fmt: skip
+def evaluate_cmd(
+    output: str, gold: tuple[str, ...], id_field: str, as_json: bool, km: float, report: str | None
+) -> None:
     """Score enriched events (from --sink file:OUT.jsonl) against gold posts, matched by post id.
+
+    Spans are scored as recognised; where the gold carries points (IDRISI-D lmd/, or mentions with
+    lat/lon), places are also scored end to end: the span and a point within --km (docs/end-to-end.md).
 
     \b
     Example:
-      lmr-worker run --model registry/lmr --source file:dev.jsonl --sink file:out.jsonl
-      lmr-worker evaluate out.jsonl idrisi:lmr/dev --report report.html
+      lmr-worker run --model registry/lmr --source file:dev.jsonl --sink file:out.jsonl --geocoder offline
+      lmr-worker evaluate out.jsonl idrisi:lmd/dev --report report.html
     """
+    from geocode.endtoend import score_event_files, summary_lines
     from lmr.evaluation import ScoredPosts, evaluate_events
 
     try:
         posts: ScoredPosts = []
         res = evaluate_events([output], list(gold), id_field=id_field, posts=posts)
+        e2e = score_event_files([output], list(gold), id_field=id_field, km=km)
+        if e2e is not None:
+            res["end_to_end"] = e2e[0]
         if report:
-            from lmr.report.spans import write_span_report
-
-            subtitle = f"worker output {output} · models {', '.join(res['models'])}"
-            title = "Location mentions: worker output evaluation"
-            write_span_report(report, res, posts, title=title, subtitle=subtitle)
-            click.echo(f"report: {report}", err=True)
+            _write_evaluation_report(
+                report, res, posts, e2e, f"worker output {output} · models {', '.join(res['models'])}"
+            )
     except LmrError as exc:
         fail(exc)
         return
@@ -486,6 +496,22 @@ def evaluate_cmd(output: str, gold: tuple[str, ...], id_field: str, as_json: boo
         f"overlap P {res['overlap_precision']:.4f}  R {res['overlap_recall']:.4f}  F1 {res['overlap_f1']:.4f}\n"
         f"WER {res['wer']:.4f}"
     )
+    if e2e is not None:
+        click.echo("\n".join(summary_lines(e2e[0])))
+
+
+def _write_evaluation_report(path: str, res: dict[str, Any], posts: Any, e2e: Any, subtitle: str) -> None:
+    """The end-to-end report where the gold carries points, else the span report."""
+    if e2e is not None:
+        from geocode.endtoend_report import write_endtoend_report
+
+        title = "Places: worker output evaluation, end to end"
+        write_endtoend_report(path, e2e[0], e2e[1], spans=res, title=title, subtitle=subtitle)
+    else:
+        from lmr.report.spans import write_span_report
+
+        write_span_report(path, res, posts, title="Location mentions: worker output evaluation", subtitle=subtitle)
+    click.echo(f"report: {path}", err=True)
 
 
 if __name__ == "__main__":
