@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from lmr.lru import NAMES, held
 from lmr.model.dedup import TextCache
 from worker.status import MapCache, RecentPlaces, page_html, status
 
@@ -48,6 +49,22 @@ class BatchStats:
     all_committed: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
 
+class CacheBytes:
+    """``lmr_worker_cache_bytes{cache}`` and ``lmr_worker_cache_max_bytes{cache}``: what each of the process's
+    caches holds and may hold, in bytes (:mod:`lmr.lru`; ``cache`` is one of :data:`lmr.lru.NAMES`)."""
+
+    def collect(self) -> Iterator[Any]:
+        now = held()
+        held_now = GaugeMetricFamily("lmr_worker_cache_bytes", "Bytes a cache holds (estimated).", labels=["cache"])
+        bound = GaugeMetricFamily("lmr_worker_cache_max_bytes", "Bytes a cache may hold.", labels=["cache"])
+        for name in NAMES:
+            b, m = now.get(name, (0, 0))
+            held_now.add_metric([name], b)
+            bound.add_metric([name], m)
+        yield held_now
+        yield bound
+
+
 class Metrics:
     """The worker's metrics (prefix ``lmr_worker_``)."""
 
@@ -56,6 +73,7 @@ class Metrics:
         self._flow_metrics(r)
         self._model_metrics(r)
         self._geocode_metrics(r)
+        r.register(CacheBytes())
         self.recent = RecentPlaces()  # the last resolved mentions, for the status page's map
         self._rate: float | None = None
 

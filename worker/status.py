@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 RECENT_PLACES = 500  # resolved mentions kept for the map
+NAME_CHARS = 120  # characters of each one's name kept (a mention can be a 50 KB word): the ring stays under ~150 KB
 CLUSTER_DEG = 2.0  # mentions within one cell of this many degrees are one point on the map
 
 
@@ -53,7 +54,7 @@ class RecentPlaces:
             for loc in ev.get("locations") or []:
                 geo = loc.get("geo") if isinstance(loc, dict) else None
                 if isinstance(geo, dict) and geo.get("resolved") and isinstance(geo.get("lat"), int | float):
-                    name = str(geo.get("display_name") or loc.get("text") or "")
+                    name = str(geo.get("display_name") or loc.get("text") or "")[:NAME_CHARS]
                     new.append(Place(float(geo["lat"]), float(geo["lon"]), name))
         if new:
             with self._lock:
