@@ -21,7 +21,7 @@ Same model, runtime, inference batch size and posts (IDRISI ``lmr/*/test_unlabel
   ``cores / N`` threads, share the input partitions; throughput and each worker's share of events;
 * **text cache** (``--repeat-share S``, 0 = skip): a stream where a share S of the posts repeat an
   earlier text (retweets, copies: :mod:`bench.repeats`), through two workers, one with the text cache
-  and one without (``--text-cache-size 0``), in interleaved rounds; posts/s of each and the hit rate.
+  and one without (``--text-cache-bytes 0``), in interleaved rounds; posts/s of each and the hit rate.
 
 Every worker and reader here fetches with ``--fetch-max-wait-ms`` (default 500, Kafka's): the embedded
 broker (Tansu) answers a fetch that finds no data only when that wait expires, so each round pays up to
@@ -400,7 +400,7 @@ def step_text_cache(b: Bench) -> None:
     """A stream with --repeat-share repeated texts through a worker with the text cache and one without."""
     a = b.a
     stream = repeated_stream(a.repeat_posts, a.repeat_share)
-    sides = {"cache": (), "nocache": ("--text-cache-size", "0")}
+    sides = {"cache": (), "nocache": ("--text-cache-bytes", "0")}
     workers = {k: b.start_worker(f"{k}.in", f"{k}.out", k, f"{k}.log", extra=extra) for k, extra in sides.items()}
     readers = {k: _reader(b.broker.bootstrap, f"{k}.out", a.fetch_max_wait_ms) for k in sides}
     seconds = {k: 0.0 for k in sides}

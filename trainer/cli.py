@@ -411,7 +411,7 @@ def predict_cmd(
       lmr-trainer predict registry/lmr-location posts.jsonl -o predicted.jsonl
     """
     from lmr.errors import DataError
-    from lmr.model.dedup import DEFAULT_SIZE, TextCache
+    from lmr.model.dedup import DEFAULT_BYTES, TextCache
     from lmr.model.extractor import load_extractor
 
     try:
@@ -430,7 +430,7 @@ def predict_cmd(
             else:
                 obj = {text_field: line}
             posts.append(obj)
-        cache = TextCache(DEFAULT_SIZE if text_cache else 0)
+        cache = TextCache(DEFAULT_BYTES if text_cache else 0)
         preds = cache.predict(ex, [p[text_field] for p in posts], threshold=threshold, batch_size=batch_size)
     except LmrError as exc:
         fail(exc)

@@ -184,7 +184,7 @@ class Worker:
                 chunk_words=s.chunk_words,
                 chunk_overlap=s.chunk_overlap,
                 max_chunks=s.max_chunks,
-                text_cache=self.metrics.watch_text_cache(TextCache(s.text_cache_size)) if s.text_cache_size else None,
+                text_cache=self.metrics.watch_text_cache(TextCache(s.text_cache_bytes)) if s.text_cache_bytes else None,
             ),
             geo=geo,
             options=PipelineOptions(

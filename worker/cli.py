@@ -236,11 +236,11 @@ def kafka_options(f: Any) -> Any:
     help="Words shared by consecutive windows.",
 )
 @option(
-    "--text-cache-size",
+    "--text-cache-bytes",
     type=int,
-    default=_d("text_cache_size"),
+    default=_d("text_cache_bytes"),
     show_default=True,
-    help="Distinct texts whose mentions are kept, so a repeated text (retweet, copy) is not read again; 0 = off.",
+    help="Memory bound of the mentions kept by text, so a repeated text (retweet, copy) is not read again; 0 = off.",
 )
 @option(
     "--max-chunks",

@@ -14,6 +14,7 @@ from typing import Any
 
 from lmr.config import redact, redact_url, secret_from_env
 from lmr.errors import ConfigError
+from lmr.model.dedup import DEFAULT_BYTES as TEXT_CACHE_BYTES
 from worker.retry import Backoff
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -211,7 +212,7 @@ class WorkerSettings:
     chunk_words: int = 0  # 0 = the model's window (extractor.max_words)
     chunk_overlap: int = 32
     max_chunks: int = 16
-    text_cache_size: int = 50_000  # posts whose predictions are kept by normalised text (0 = off): lmr.model.dedup
+    text_cache_bytes: int = TEXT_CACHE_BYTES  # bound of the text cache, 64 MiB (0 = off): lmr.model.dedup
     reload_check_s: float = 10.0
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
@@ -241,6 +242,8 @@ class WorkerSettings:
             raise ConfigError(f"--device must be cpu or cuda, not {self.device!r}.", None)
         if self.max_wait_ms < 0:
             raise ConfigError(f"--max-wait-ms must be >= 0, not {self.max_wait_ms}.", None)
+        if self.text_cache_bytes < 0:
+            raise ConfigError(f"--text-cache-bytes must be >= 0, not {self.text_cache_bytes}.", "use 0 to turn it off.")
         if self.max_text_bytes < 1:
             raise ConfigError(f"--max-text-bytes must be positive, not {self.max_text_bytes}.", None)
         if (
