@@ -76,17 +76,30 @@ def test_long_posts_are_truncated_as_gliner_truncates(minilm: Any) -> None:
 
 
 def test_the_word_cache_is_bounded_and_stays_exact(minilm: Any) -> None:
-    fast = FastCollator(minilm, cache_size=5)
+    fast = FastCollator(minilm, cache_bytes=2_000)
     posts = [[f"town{i}" for i in range(12)], ["Houston", "town3"]]
     assert_same(fast.collate(posts, ["location"]), gliner_batch(minilm, posts, ["location"]))
-    assert len(fast._pieces) <= 5
+    assert 0 < len(fast._pieces) < 14 and fast._pieces.bytes <= 2_000
+
+
+def test_long_words_keep_the_word_cache_under_its_byte_bound(minilm: Any) -> None:
+    """Hostile words (50 KB each) are counted by their bytes: the cache stays under its bound, answers stay exact."""
+    bound = 200_000
+    fast = FastCollator(minilm, cache_bytes=bound)
+    tok = minilm.data_processor.transformer_tokenizer
+    for k in range(12):
+        words = ["Houston", ("ab" if k % 2 else "ü") * 25_000 + str(k), f"Texas{k}"]
+        direct = tok([[w] for w in words], is_split_into_words=True, add_special_tokens=False)["input_ids"]
+        assert fast.pieces(words) == [list(ids) for ids in direct]
+        assert 0 < fast._pieces.bytes <= bound
+    assert "Houston" in fast._pieces  # the short words stay; each long one pushes out the long one before it
 
 
 def test_threads_sharing_one_collator_get_the_batches_a_lone_caller_gets(minilm: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     posts = [[[f"w{k}{i}" for i in range(30)], ["Houston", f"x{k}"]] for k in range(40)]
-    fast = FastCollator(minilm, cache_size=50)  # small: evictions race with lookups
+    fast = FastCollator(minilm, cache_bytes=10_000)  # small: evictions race with lookups
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda p: fast.collate(p, ["location"]), posts))
     for p, batch in zip(posts, got, strict=True):

@@ -18,25 +18,25 @@ pooling other than the first sub-word, precomputed prompts) keep GLiNER's collat
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-WORD_CACHE_SIZE = 200_000  # words; a crisis stream's vocabulary stays far below this
+from lmr.lru import ByteLRU
+
+WORD_CACHE_BYTES = 64 * 2**20  # ~250 bytes a word: a crisis stream's vocabulary stays far below this
 
 
 class FastCollator:
     """``collate(words_list, labels)`` -> the batch GLiNER's ``UniEncoderSpanDataCollator`` builds for inference."""
 
-    def __init__(self, model: Any, cache_size: int = WORD_CACHE_SIZE) -> None:
+    def __init__(self, model: Any, cache_bytes: int = WORD_CACHE_BYTES) -> None:
         proc = model.data_processor
         self.tokenizer = proc.transformer_tokenizer
         self.max_width = int(model.config.max_width)
         self.max_len = int(model.config.max_len)
         self.ent_token, self.sep_token = proc.ent_token, proc.sep_token
-        self.cache_size = cache_size
-        self._pieces: OrderedDict[str, list[int]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._pieces: ByteLRU[str, list[int]] = ByteLRU("word_pieces", cache_bytes)  # bytes: a word can be 50 KB
+        self._lock = threading.Lock()  # one tokenizer call at a time (a fast tokenizer is not reentrant)
         tok = self.tokenizer
         bare = tok([["x"]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
         full = tok([["x"]], is_split_into_words=True)
@@ -52,18 +52,18 @@ class FastCollator:
         """Sub-word ids of each word (no special tokens), from the cache or one tokenizer call for the new ones.
 
         Thread-safe: callers in several threads share the cache."""
-        with self._lock:
-            cache = self._pieces
-            new = list(dict.fromkeys(w for w in words if w not in cache))
-            fresh: dict[str, list[int]] = {}
-            if new:
+        known: dict[str, list[int]] = {}
+        for w in words:
+            if w not in known and (hit := self._pieces.get(w)) is not None:
+                known[w] = hit
+        new = list(dict.fromkeys(w for w in words if w not in known))
+        if new:
+            with self._lock:
                 enc = self.tokenizer([[w] for w in new], is_split_into_words=True, add_special_tokens=False)
-                fresh = {w: list(ids) for w, ids in zip(new, enc["input_ids"], strict=True)}
-            out = [fresh[w] if w in fresh else cache[w] for w in words]
-            cache.update(fresh)
-            while len(cache) > self.cache_size:  # the oldest words go first
-                cache.popitem(last=False)
-            return out
+            for w, ids in zip(new, enc["input_ids"], strict=True):
+                known[w] = list(ids)
+                self._pieces.put(w, known[w])  # the least recently used words leave first
+        return [known[w] for w in words]
 
     def piece_counts(self, rows: Sequence[Sequence[str]]) -> list[list[int]]:
         """How many sub-word pieces each word of each row has (one cache pass for all rows)."""
