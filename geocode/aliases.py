@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
+from lmr.lru import Memo
 from lmr.names import norm, tokens
 
 ALIASES_FILE = "aliases.json"
@@ -94,9 +95,12 @@ def load_aliases() -> Aliases:
     )
 
 
-@lru_cache(maxsize=100_000)
-def division_key(name: str) -> str:
+def _division_key(name: str) -> str:
     """A division name without its type words: ``"Masvingo Province"`` -> ``"masvingo"``."""
     words = load_aliases().division_words
     toks = [t for t in tokens(name) if t not in words]
     return " ".join(toks) or norm(name)
+
+
+DIVISION_KEYS_BYTES = 8 * 2**20  # names seen (gazetteer and geocoder answers), ~250 bytes each
+division_key = Memo(_division_key, "division_keys", DIVISION_KEYS_BYTES)

@@ -1,6 +1,7 @@
 """Two-level candidate cache: an in-process LRU in front of a persistent SQLite file.
 
-Keys are ``(backend, normalised query, context key)``. A found answer lives
+Keys are ``(backend, normalised query, context key)``. The in-process LRU is bounded in bytes
+(:class:`lmr.lru.ByteLRU`: a query is as long as the mention it came from). A found answer lives
 ``ttl`` seconds, an empty one (negative caching) ``negative_ttl`` seconds.
 Errors are never cached. The SQLite file survives restarts and can be shared
 by processes (WAL mode); writes are small single-row upserts.
@@ -12,14 +13,16 @@ import json
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lmr.errors import ConfigError
+from lmr.lru import ByteLRU
 
 Payload = list[dict[str, Any]]
+
+DEFAULT_BYTES = 32 * 2**20  # the in-process LRU's bound (~1 KB per cached query)
 
 
 class GeoCache:
@@ -29,18 +32,18 @@ class GeoCache:
         self,
         path: str | Path | None = None,
         *,
-        maxsize: int = 20_000,
+        max_bytes: int = DEFAULT_BYTES,
         ttl: float = 30 * 86400,
         negative_ttl: float = 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if maxsize < 0 or ttl <= 0 or negative_ttl < 0:
-            raise ConfigError("Cache sizes and TTLs must be positive.", "pass --cache-size >= 0 and TTLs > 0.")
-        self.maxsize = maxsize
+        if max_bytes < 0 or ttl <= 0 or negative_ttl < 0:
+            raise ConfigError("Cache sizes and TTLs must be positive.", "pass a cache size >= 0 and TTLs > 0.")
+        self.max_bytes = max_bytes
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self._clock = clock
-        self._lru: OrderedDict[tuple[str, str, str], tuple[float, Payload]] = OrderedDict()
+        self._lru: ByteLRU[tuple[str, str, str], tuple[float, Payload]] = ByteLRU("geocode", max_bytes)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -69,12 +72,9 @@ class GeoCache:
         now = self._clock()
         with self._lock:
             item = self._lru.get(key)
-            if item is not None:
-                if item[0] > now:
-                    self._lru.move_to_end(key)
-                    self.hits += 1
-                    return item[1]
-                del self._lru[key]
+            if item is not None and item[0] > now:
+                self.hits += 1
+                return item[1]
             if self._con is not None:
                 row = self._con.execute(
                     "SELECT expires, payload FROM geocache WHERE backend=? AND query=? AND ctx=?", key
@@ -103,12 +103,7 @@ class GeoCache:
                 self._con.commit()
 
     def _remember(self, key: tuple[str, str, str], expires: float, payload: Payload) -> None:
-        if self.maxsize == 0:
-            return
-        self._lru[key] = (expires, payload)
-        self._lru.move_to_end(key)
-        while len(self._lru) > self.maxsize:
-            self._lru.popitem(last=False)
+        self._lru.put(key, (expires, payload))  # an expired entry is replaced here or pushed out by newer ones
 
     def purge_expired(self) -> int:
         """Delete expired rows from the SQLite file; returns how many."""
@@ -125,6 +120,8 @@ class GeoCache:
             "cache_misses": self.misses,
             "cache_disk_hits": self.disk_hits,
             "cache_entries": len(self._lru),
+            "cache_bytes": self._lru.bytes,
+            "cache_max_bytes": self.max_bytes,
         }
 
     def close(self) -> None:

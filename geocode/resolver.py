@@ -9,7 +9,6 @@ process: its cache (LRU + SQLite) and rate limiter are shared by every call.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from geocode.backends import CandidateSource, OfflineGeocoder, RemoteSource, build_geocoder
+from geocode.cache import DEFAULT_BYTES as DEFAULT_CACHE_BYTES
 from geocode.cache import GeoCache
 from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_post
 from geocode.gazetteer import Gazetteer, haversine_km, open_gazetteer
@@ -36,6 +36,7 @@ from geocode.types import (
     place_type,
 )
 from lmr.errors import ConfigError, GeocoderError, GeocoderRateLimited
+from lmr.lru import Memo
 from lmr.names import is_upper_code, norm
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 Result = Resolution | Unresolved
 FALLBACKS = ("none", "context")
 STORM_DETAIL = "a storm's name, not a place"
+CONTEXT_CACHE_BYTES = 8 * 2**20  # context phrases looked up in the gazetteer (a phrase is as long as the post's words)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class Resolver:
         self.region = region
         self.options = options or ResolverOptions()
         self._context_gazetteer = context_gazetteer
-        self._context_lookup = functools.lru_cache(maxsize=50_000)(self._lookup_context)
+        self._context_lookup = Memo(self._lookup_context, "geocode_context", CONTEXT_CACHE_BYTES)
         self._lock = threading.Lock()
         self.calls = 0
         self.mentions = 0
@@ -377,7 +379,7 @@ def build_resolver(
     timeout: float = 10.0,
     min_delay_seconds: float | None = None,
     max_retries: int = 2,
-    cache_size: int = 20_000,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
     cache_ttl: float = 30 * 86400,
     negative_ttl: float = 86400,
     min_confidence: float = 0.0,
@@ -399,7 +401,7 @@ def build_resolver(
     """
     name = backend.strip().lower()
     ctx = GeoContext.parse(region) if isinstance(region, str) else region
-    cache = GeoCache(cache_path, maxsize=cache_size, ttl=cache_ttl, negative_ttl=negative_ttl)
+    cache = GeoCache(cache_path, max_bytes=cache_bytes, ttl=cache_ttl, negative_ttl=negative_ttl)
     ropts = ResolverOptions(min_confidence=min_confidence, fallback=fallback)
     stream_prior = StreamPrior(prior if isinstance(prior, PriorConfig) else None) if prior else None
     if name == "offline":

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geocode.cache import GeoCache
 from geocode.cli import main
 from geocode.guard import Guard, GuardConfig
 from lmr.datasets import find_idrisi
 from lmr.errors import GeocoderUnavailable
+from lmr.lru import ENTRY_OVERHEAD, footprint
 
 IDRISI = find_idrisi()
 
@@ -101,7 +104,8 @@ def test_offline_accuracy_on_idrisi_dev() -> None:
 
 def test_cache_ttl_negative_ttl_and_lru(tmp_path: Path) -> None:
     now = [1000.0]
-    c = GeoCache(tmp_path / "c.sqlite", maxsize=2, ttl=100, negative_ttl=10, clock=lambda: now[0])
+    entry = ENTRY_OVERHEAD + footprint(("b", "houston", "")) + footprint((0.0, [{"x": 1}]))
+    c = GeoCache(tmp_path / "c.sqlite", max_bytes=2 * entry, ttl=100, negative_ttl=10, clock=lambda: now[0])
     c.put("b", "houston", "", [{"x": 1}])
     c.put("b", "nowhere", "", [])
     assert c.get("b", "houston", "") == [{"x": 1}] and c.get("b", "nowhere", "") == []
@@ -111,11 +115,24 @@ def test_cache_ttl_negative_ttl_and_lru(tmp_path: Path) -> None:
     assert c.get("b", "houston", "") == [{"x": 1}]
     c.put("b", "a", "", [{"a": 1}])
     c.put("b", "bb", "", [{"b": 1}])
-    assert len(c._lru) == 2  # LRU bounded; the SQLite file still has everything
+    assert len(c._lru) == 2 and c.stats()["cache_bytes"] <= 2 * entry  # LRU bounded; the SQLite file has everything
     assert c.get("b", "houston", "") == [{"x": 1}] and c.disk_hits >= 1
     now[0] += 100
     assert c.get("b", "houston", "") is None
     assert c.purge_expired() >= 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 60_000), min_size=1, max_size=12), st.integers(2_000, 200_000))
+def test_long_queries_keep_the_lru_under_its_byte_bound(lengths: list[int], bound: int) -> None:
+    """Queries as long as hostile mentions (up to 60,000 characters) are counted by their bytes."""
+    c = GeoCache(max_bytes=bound)
+    for i, n in enumerate(lengths):
+        c.put("offline", ("é" if i % 2 else "a") * n, "US", [{"name": "x" * (n % 500)}])
+        assert c.stats()["cache_bytes"] <= bound
+    small = "houston"
+    c.put("offline", small, "", [{"x": 1}])
+    assert c.get("offline", small, "") == [{"x": 1}]  # a small entry always fits after the long ones
 
 
 def test_circuit_breaker_half_opens_after_reset() -> None:

@@ -47,6 +47,19 @@ def test_paris_defaults_to_france_and_follows_context(resolver: Resolver) -> Non
     assert haversine_km(tx.lat, tx.lon, 33.66, -95.55) < 30
 
 
+def test_long_capitalised_phrases_keep_the_context_cache_under_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The post's capitalised phrases are looked up as context: 20,000-character ones are counted by their bytes."""
+    import geocode.resolver
+
+    monkeypatch.setattr(geocode.resolver, "CONTEXT_CACHE_BYTES", 150_000)
+    r = build_resolver("offline")
+    for k in range(6):
+        junk = " ".join(f"Q{'x' * 20_000}{k}{j}" for j in range(3))
+        tx = _one(r, f"{junk} Storm damage in Paris, Texas tonight", "Paris")
+        assert (tx.country_code, tx.admin1) == ("US", "Texas")  # the context is still read
+        assert 0 < r._context_lookup.cache.bytes <= 150_000
+
+
 def test_georgia_state_or_country_from_co_mentions(resolver: Resolver) -> None:
     state, atlanta = _resolve(resolver, "Flooding in Georgia, streets of Atlanta closed", "Georgia", "Atlanta")
     assert isinstance(state, Resolution) and isinstance(atlanta, Resolution)
