@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.metrics import Metrics
-from worker.status import Place, RecentPlaces, clusters, quantile
+from worker.status import NAME_CHARS, Place, RecentPlaces, clusters, quantile
 
 _lat = st.floats(-89.9, 89.9)
 _lon = st.floats(-179.9, 179.9)
@@ -27,6 +27,16 @@ def test_ring_buffer_keeps_only_resolved_places_and_the_last_n() -> None:
     r.add_events([_event(geo, geo), _event({**geo, "lat": 10.0}), _event({**geo, "lat": "bad"})])
     version, places = r.snapshot()
     assert version == 1 and len(places) == 3 and places[-1].lat == 10.0
+
+
+@given(st.text(min_size=1, max_size=3).map(lambda c: c * 20_000), st.integers(1, 40))
+def test_the_map_keeps_a_short_name_of_each_place(long: str, n: int) -> None:
+    """A resolved mention can be a 50 KB word: the ring keeps 120 characters of each name, whatever comes."""
+    r = RecentPlaces(size=20)
+    geo = {"resolved": True, "lat": 1.0, "lon": 2.0}
+    r.add_events([{"locations": [{"text": long, "geo": geo}]} for _ in range(n)])
+    _, places = r.snapshot()
+    assert len(places) == min(n, 20) and all(p.name == long[:NAME_CHARS] for p in places)
 
 
 @given(st.lists(st.tuples(_lat, _lon), max_size=60), st.sampled_from([0.5, 2.0, 10.0]))

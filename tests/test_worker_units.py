@@ -130,6 +130,8 @@ def test_settings_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         WorkerSettings(model="m", runtime="tensorrt")
     with pytest.raises(ConfigError, match="--device"):
         WorkerSettings(model="m", device="tpu")
+    with pytest.raises(ConfigError, match="--text-cache-bytes"):
+        WorkerSettings(model="m", text_cache_bytes=-1)
     ssl = KafkaSettings(security_protocol="SSL", ssl_check_hostname=False).producer()
     assert ssl["security_protocol"] == "SSL" and ssl["ssl_check_hostname"] is False and "sasl_mechanism" not in ssl
     for wait in (0, 30_000):
