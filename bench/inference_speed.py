@@ -50,6 +50,7 @@ from bench.common import cpu_name, need_idrisi, unlabeled_posts
 from bench.flops import measure_peak, runtime_dtype, useful_flops
 from lmr.model.extractor import load_extractor
 from lmr.readers import read_examples
+from lmr.results import RESULT_HELP, write_result
 from lmr.scoring import SpanScorer
 from lmr.words import split_words
 
@@ -117,6 +118,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--gold-posts", type=int, default=0, help="score F1 on the first N dev posts only (0 = all)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--result", metavar="PATH", help=RESULT_HELP)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -188,6 +190,11 @@ def main() -> None:
     for row in rows:
         row["speedup"] = round(row["posts_per_s"] / base["posts_per_s"], 2)
         row["f1_delta"] = round(row["f1"] - base["f1"], 4)
+    if a.result:
+        write_result(a.result, area="inference", title=f"runtimes of {a.model}, batches of {a.batch_size}", rows=[
+            {"name": r["variant"], "runtime": r["runtime"], "posts_per_s": r["posts_per_s"], "x_torch": r["speedup"],
+             "f1": round(r["f1"], 4), "delta_f1": r["f1_delta"]} for r in rows
+        ])  # fmt: skip
     if a.json:
         print(
             json.dumps(

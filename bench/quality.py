@@ -17,6 +17,7 @@ from lmr.evaluation import score
 from lmr.mentions import Mention
 from lmr.model.extractor import load_extractor
 from lmr.readers import read_examples
+from lmr.results import RESULT_HELP, write_result
 
 SPACY_LABELS = {"GPE", "LOC", "FAC"}
 
@@ -39,6 +40,7 @@ def main() -> None:
     ap.add_argument("--runtime", default="torch")
     ap.add_argument("--no-spacy", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--result", metavar="PATH", help=RESULT_HELP)
     a = ap.parse_args()
     data = a.data or [str(need_idrisi() / "lmr" / "*" / "dev.jsonl")]
     examples = read_examples(data)
@@ -59,6 +61,11 @@ def main() -> None:
         ]
         rows["spaCy en_core_web_sm GPE+LOC+FAC"] = {**score(examples, sp), "seconds": round(time.perf_counter() - t, 1)}
 
+    if a.result:
+        figures = [
+            {"name": k, "f1": v["f1"], "overlap_f1": v["overlap_f1"], "n_posts": len(examples)} for k, v in rows.items()
+        ]
+        write_result(a.result, area="recognition", title=f"exact-span F1 on {' '.join(data)}", rows=figures)
     if a.json:
         print(json.dumps({k: {m: v[m] for m in v if m not in ("by_group",)} for k, v in rows.items()}))
         return

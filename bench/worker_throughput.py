@@ -56,6 +56,7 @@ from bench.common import REPO, cpu_name, unlabeled_posts
 from bench.flops import measure_peak, runtime_dtype, useful_flops
 from bench.repeats import repeated_stream
 from lmr.model.extractor import load_extractor
+from lmr.results import RESULT_HELP, write_result
 from worker.broker import EmbeddedBroker, free_port
 
 PARTITIONS = 4
@@ -146,6 +147,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--repeat-posts", type=int, default=1000, help="posts of the repeated stream")
     ap.add_argument("--repeat-rounds", type=int, default=4, help="interleaved cache/no-cache rounds")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--result", metavar="PATH", help=RESULT_HELP)
     return ap.parse_args(argv)
 
 
@@ -450,6 +452,13 @@ def summarise(b: Bench) -> None:
     for key in ("naive", "naive_plain"):
         if f"{key}_vs_ceiling" in res and "worker_vs_ceiling" in res:
             res[f"worker_vs_{key}"] = round(res["worker_vs_ceiling"] / res[f"{key}_vs_ceiling"], 2)
+    if a.result:
+        names = {"worker_vs_ceiling": "worker_over_ceiling", "worker_vs_naive_plain": "x_plain_loop"}
+        row = {"name": f"{len(b.posts)} posts", "runtime": res["runtime"]}
+        row |= {new: res[old] for old, new in names.items() if old in res}
+        if "cache_speedup" in res:
+            row["text_cache_x"] = res["cache_speedup"]
+        write_result(a.result, area="worker", title=f"worker through Kafka, {a.model}", rows=[row])
     if a.json:
         print(json.dumps(res))
         return
