@@ -9,14 +9,17 @@ from typing import Any
 
 import click
 
+from geocode import help_sections as hs
 from geocode.evaluate import ORDERS, load_region_map
 from geocode.evaluate import evaluate as run_evaluation
 from geocode.gazetteer import build_index, default_index_path
 from geocode.resolver import FALLBACKS, Resolver, build_resolver
 from geocode.types import GeoContext, Resolution
+from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, option, redact
 from lmr.errors import LmrError
 from lmr.readers import expand_paths
+from lmr.results import result_option
 
 
 def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def _spans(post: str, mentions: tuple[str, ...]) -> list[_Span]:
     return out
 
 
-@main.command()
+@main.command(cls=SectionedCommand, sections=hs.RESOLVE_SECTIONS)
 @click.argument("text")
 @click.option(
     "-m",
@@ -172,7 +175,7 @@ def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: b
                        f"\t(p={r.score:.2f})")  # fmt: skip
 
 
-@main.command()
+@main.command(cls=SectionedCommand, sections=hs.EVALUATE_SECTIONS)
 @click.argument("data", nargs=-1, required=True)
 @_backend_options
 @option(
@@ -198,9 +201,10 @@ def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: b
     default=None,
     help="Also write an offline HTML report here: error map, distance CDF, accuracy per type and event.",
 )
+@result_option
 @config_option
 def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None, order: str, typed: bool, mrr: bool,
-             as_json: bool, report: str | None, **params: Any) -> None:  # fmt: skip
+             as_json: bool, report: str | None, result_path: str | None, **params: Any) -> None:  # fmt: skip
     """Resolve IDRISI-D gold mentions and score them against the annotators' OSM points.
 
     Prints acc_161 (share of ALL gold mentions within 161 km; unresolved = miss),
@@ -211,6 +215,7 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
       lmr-geocode evaluate idrisi:lmd/dev        # IDRISI-D dev (found or fetched, see lmr/datasets.py)
       lmr-geocode evaluate 'my/lmd/*/dev.jsonl' --region-map bench/geocode_events.json --json
       lmr-geocode evaluate idrisi:lmd/dev --report geocode-report.html
+      lmr-geocode evaluate idrisi:lmd/train idrisi:lmd/dev --order arrival --prior --result results/geo.json
     """
     params.pop("config", None)
     rows: list[dict[str, Any]] | None = [] if details or report else None
@@ -240,6 +245,8 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
             fail(exc)
             return
         click.echo(f"report: {report}", err=True)
+    if result_path:
+        _write_result(result_path, metrics, data)
     if details and rows is not None:
         Path(details).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     if as_json:
@@ -259,6 +266,17 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
         click.echo(f"{'level':<30}{'n':>6}{'MRR@1':>9}{'MRR@3':>9}{'MRR@5':>9}")
         for level, m in metrics["mrr"].items():
             click.echo(f"{level:<30}{m['n']:>6}{m['mrr@1']:>9.4f}{m['mrr@3']:>9.4f}{m['mrr@5']:>9.4f}")
+
+
+def _write_result(path: str, metrics: dict[str, Any], data: tuple[str, ...]) -> None:
+    from lmr.results import write_result
+
+    row = {"name": f"{metrics['backend']}, prior {'on' if metrics['settings'].get('prior') else 'off'}"}
+    row |= {"acc161": metrics["acc_161"], "coverage": metrics["coverage"], "median_km": metrics["median_km"]}
+    if "city" in metrics.get("mrr", {}):
+        row["mrr1_city"] = metrics["mrr"]["city"]["mrr@1"]
+    write_result(path, area="geocoding", title=f"{row['name']} on {' '.join(data)}", rows=[row])
+    click.echo(f"result: {path}", err=True)
 
 
 @main.command("build-index")

@@ -12,9 +12,12 @@ import click
 
 from geocode.geo import ACC_KM
 from lmr import logs
+from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from lmr.model.runtimes import RUNTIMES
+from lmr.results import result_option
+from trainer import help_sections as hs
 from trainer.settings import TrainSettings
 
 RUNTIME_CHOICES = ["auto", *RUNTIMES]
@@ -117,7 +120,7 @@ def recipe_options(f: Any) -> Any:
     return f
 
 
-@main.command("run")
+@main.command("run", cls=SectionedCommand, sections=hs.RUN_SECTIONS, option_help=hs.OPTION_HELP)
 @config_option
 @option("--train", "train", multiple=True, help="Training data: files, folders, globs, idrisi:lmr/train (repeatable).")
 @option("--eval", "eval_", multiple=True, help="Evaluation data (repeatable). Default: hold out part of --train.")
@@ -277,7 +280,7 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
         )
 
 
-@main.command("evaluate")
+@main.command("evaluate", cls=SectionedCommand, sections=hs.EVALUATE_SECTIONS, option_help=hs.OPTION_HELP)
 @click.argument("model")
 @click.argument("data", nargs=-1, required=True)
 @option("--threshold", type=float, default=None, help="Score threshold (default: the model's).")
@@ -297,6 +300,7 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
 @option("--report", type=click.Path(dir_okay=False), default=None,
         help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
              "(with --geocoder: a map of found, wrong and missed places).")  # fmt: skip
+@result_option
 def evaluate_cmd(
     model: str,
     data: tuple[str, ...],
@@ -309,6 +313,7 @@ def evaluate_cmd(
     geocoder: str | None,
     km: float,
     report: str | None,
+    result_path: str | None,
 ) -> None:
     """Score MODEL on labelled DATA: exact and overlap P/R/F1, WER, recall by type, per event.
 
@@ -320,6 +325,7 @@ def evaluate_cmd(
       lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --json
       lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --report report.html
       lmr-trainer evaluate registry/lmr-location idrisi:lmd/dev --geocoder offline --report report.html
+      lmr-trainer evaluate registry/lmr-location idrisi:lmr/dev --result results/my-model-dev.json
     """
     from lmr.evaluation import ScoredPosts, evaluate_extractor
     from lmr.model.extractor import load_extractor
@@ -342,6 +348,8 @@ def evaluate_cmd(
         if report:
             subtitle = f"model {ex.model_id} · runtime {ex.runtime} · threshold {res['threshold']}"
             _write_evaluation_report(report, res, posts, e2e, subtitle)
+        if result_path:
+            _write_evaluation(result_path, res, data)
     except LmrError as exc:
         fail(exc)
         return
@@ -383,7 +391,16 @@ def _write_evaluation_report(path: str, res: dict[str, Any], posts: Any, e2e: An
     click.echo(f"report: {path}", err=True)
 
 
-@main.command("predict")
+def _write_evaluation(path: str, res: dict[str, Any], data: tuple[str, ...]) -> None:
+    from lmr.results import write_result
+
+    row: dict[str, Any] = {"name": f"{res['model']} ({res['runtime']})"}
+    row |= {k: res[k] for k in ("f1", "overlap_f1", "n_posts") if k in res}
+    write_result(path, area="recognition", title=f"{res['model']} on {' '.join(data)}", rows=[row])
+    click.echo(f"result: {path}", err=True)
+
+
+@main.command("predict", cls=SectionedCommand, option_help=hs.OPTION_HELP)
 @click.argument("model")
 @click.argument("file")
 @option("--output", "-o", default="-", show_default=True, help="JSONL output file ('-' = stdout).")
@@ -445,7 +462,7 @@ def predict_cmd(
             out.close()
 
 
-@main.command("calibrate")
+@main.command("calibrate", cls=SectionedCommand, option_help=hs.OPTION_HELP)
 @click.argument("model")
 @click.argument("data", nargs=-1, required=True)
 @option("--posts", type=int, default=200, show_default=True, help="Posts in the calibration set.")
@@ -460,7 +477,7 @@ def calibrate_cmd(model: str, data: tuple[str, ...], posts: int, text_field: str
 
     \b
     Example:
-      lmr-trainer calibrate registry/lmr-location '../shared/data/idrisi/lmr/*/train.jsonl'
+      lmr-trainer calibrate registry/lmr-location 'data/idrisi/lmr/*/train.jsonl'
     """
     import glob
 

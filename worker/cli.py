@@ -15,9 +15,11 @@ import click
 
 from geocode.geo import ACC_KM
 from lmr import logs
+from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from lmr.model.runtimes import RUNTIMES
+from worker import help_sections as hs
 from worker.settings import (
     COMPRESSION_TYPES,
     SASL_MECHANISMS,
@@ -98,7 +100,7 @@ def kafka_options(f: Any) -> Any:
     return f
 
 
-@main.command("run")
+@main.command("run", cls=SectionedCommand, sections=hs.RUN_SECTIONS, option_help=hs.OPTION_HELP)
 @config_option
 @kafka_options
 @option("--input-topic", default=_d("input_topic"), show_default=True)
@@ -374,7 +376,7 @@ def broker_cmd(port: int, topics: tuple[str, ...]) -> None:
         click.echo("broker stopped", err=True)
 
 
-@main.command("replay")
+@main.command("replay", cls=SectionedCommand, sections=hs.REPLAY_SECTIONS, option_help=hs.OPTION_HELP)
 @kafka_options
 @click.argument("files", nargs=-1, required=True)
 @option("--topic", required=True, help="Topic to produce to.")
@@ -448,7 +450,7 @@ def _secrets() -> dict[str, Any]:
     }
 
 
-@main.command("evaluate")
+@main.command("evaluate", cls=SectionedCommand, option_help=hs.OPTION_HELP)
 @click.argument("output", nargs=1, required=True)
 @click.argument("gold", nargs=-1, required=True)
 @option("--id-field", default="id", show_default=True)
