@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" on machines where PyPI torch is CUDA
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup browser idrisi demo test lint bench-quality bench-speed bench-worker clean
+.PHONY: setup browser idrisi demo test lint docs results bench-quality bench-speed bench-worker clean
 
 $(BIN)/lmr-worker: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,12 @@ lint: setup
 	$(BIN)/ruff format --check lmr trainer worker geocode demo tests bench docker
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+docs: setup  ## serve the user guide on http://127.0.0.1:8000 (make test builds it strictly)
+	$(BIN)/mkdocs serve
+
+results: setup  ## render docs/results.md and the README's headline table from results/*.json
+	$(BIN)/python -m lmr.results render
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,8 @@
    model (MiniLM encoder shipped on PyPI) is trained once into ``registry/lmr-location-demo``;
 3. start a worker (offline geocoder on) in this process;
 4. replay a sample stream of IDRISI posts, plus three malformed messages for the dead-letter topic;
-5. print a few enriched events and a summary (posts/s, mentions, DLQ by reason).
+5. print one enriched event in full and a few in brief, write them all to ``runs/demo-events.jsonl``,
+   and end with a summary (posts/s, mentions, DLQ by reason).
 
     python -m demo [--posts 400] [--registry registry] [--demo-steps 400]
 """
@@ -164,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     located = [e for e in events if e.get("locations")]
     mentions = sum(len(e["locations"]) for e in events)
     geo = sum(1 for e in events for loc in e["locations"] if loc.get("geo"))
+    saved = REPO / "runs" / "demo-events.jsonl"
+    saved.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
+    if located:
+        print("\none enriched event, in full:")
+        print(json.dumps(located[0], ensure_ascii=False, indent=2))
     print()
     for e in located[:5]:
         print(f"  {e['text'][:110]!r}")
@@ -176,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"      {loc['text']!r:<24} [{loc['start']}:{loc['end']}] score {loc['score']:.2f}  -> {where}")
     print()
-    _say(f"model {events[0]['lmr']['model'] if events else model}")
+    _say(f"model {events[0]['lmr']['model'] if events else model}; every event in {saved}")
     _say(
         f"{len(events)} enriched events, {len(located)} with locations, {mentions} mentions "
         f"({geo} resolved to coordinates), DLQ {sum(dlq.values())} {dict(dlq)}"
