@@ -39,8 +39,9 @@ browser:
 idrisi:  ## find IDRISI or download it (lmr/datasets.py); before the set-up, so a missing dataset stops at once
 	PYTHONPATH=. $(PY) -m lmr.datasets
 
-demo: idrisi setup  ## broker + model + worker + sample stream, end to end, offline
-	$(BIN)/python -m demo
+DEMO_ARGS ?=
+demo: idrisi setup  ## broker + model + worker + sample stream, end to end, offline (DEMO_ARGS: python -m demo -h)
+	$(BIN)/python -m demo $(DEMO_ARGS)
 
 test: setup  ## the whole test suite (CI runs exactly this)
 	$(BIN)/ruff check lmr trainer worker geocode demo tests bench docker

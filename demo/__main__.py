@@ -42,7 +42,10 @@ def ensure_model(registry: Path, steps: int) -> str:
     from trainer.settings import TrainSettings
     from trainer.train import run
 
-    _say(f"no model in {registry}: training a small offline demo model ({steps} steps on the MiniLM encoder)...")
+    _say(
+        f"no model in {registry}: training a small offline demo model ({steps} steps on the MiniLM encoder; "
+        "minutes on an idle CPU, longer on a busy one; --demo-steps sets fewer)..."
+    )
     s = TrainSettings.from_params(
         {
             "train": ["idrisi:lmr/train"],

@@ -2,7 +2,8 @@
 
 ``commands(text)`` finds every ``lmr-trainer`` / ``lmr-worker`` / ``lmr-geocode`` / ``make`` / ``python -m``
 line (in code blocks and inline code; continuation lines joined, comments, leading ``VAR=value``
-assignments and anything after a shell operator dropped). ``problem(cmd)`` parses it the way the
+assignments, optional parts in usage notation (``[--runtime auto]``) and anything after a shell operator
+dropped). ``problem(cmd)`` parses it the way the
 program would, stopping before any work: click's ``make_context`` for the click commands (unknown
 options, wrong option forms and missing arguments fail), the module's own ``argparse`` parser for the
 ``python -m bench...`` scripts, the Makefile's targets for ``make``. It returns None when the line
@@ -58,6 +59,7 @@ def _code_lines(text: str) -> list[tuple[str, bool]]:
 def _tokens(line: str) -> list[str] | None:
     """The command's words, or None when the line is not one of the commands checked."""
     line = re.sub(r"(^|\s)#.*$", "", line).strip()  # a comment
+    line = re.sub(r"\s\[-[^\]]*\]", "", line)  # usage notation: [--option VALUE] is optional
     try:
         words = shlex.split(line)
     except ValueError:

@@ -51,7 +51,7 @@ def test_the_extractor_finds_commands_and_drops_shell_around_them() -> None:
             "```bash",
             "LMR_X=1 lmr-worker run --model m \\",
             "    --source file:a.jsonl   # a comment",
-            "lmr-worker broker --port 9092 &",
+            "lmr-worker broker --port 9092 [--topic NAME] &",
             "echo not this",
             "```",
             "Inline: `python -m bench.quality --model m | tee q.txt` and `make demo`.",

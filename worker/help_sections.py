@@ -40,7 +40,7 @@ RUN_SECTIONS = {
         "geocoder_rate_file",
     ],
     "Input posts": ["text_field", "id_field", "max_text_bytes", "chunk_words", "chunk_overlap", "max_chunks"],
-    "Batching": ["batch_size", "max_wait_ms", "inference_batch_size", "text_cache_size"],
+    "Batching": ["batch_size", "max_wait_ms", "inference_batch_size", "text_cache_bytes"],
     "Consumer tuning": [
         "session_timeout_ms",
         "heartbeat_interval_ms",
