@@ -4,7 +4,7 @@ Records are added as they are polled; :meth:`Checkpoint.due` says when the
 micro-batch closes (full, or ``max_wait_s`` after its first record);
 :meth:`Checkpoint.commit` runs the steps in order: deliver every event and dead
 letter and wait until the broker acknowledged them (sink flush), then commit
-offset + 1 per partition, skipping partitions revoked meanwhile (their next owner
+offset + 1 per partition (past a whole unreadable batch), skipping partitions revoked meanwhile (their next owner
 reads them again from the last commit: duplicates, never losses).
 """
 
@@ -85,7 +85,7 @@ class Checkpoint:
         for m in self.messages:
             key = (m.topic, m.partition)
             if key not in self.lost:
-                out[key] = max(out.get(key, 0), m.offset + 1)
+                out[key] = max(out.get(key, 0), m.next_offset)
         return out
 
     def commit(

@@ -34,6 +34,8 @@ WRONG_TYPE = "wrong_type"
 MODEL_ERROR = "model_error"
 INTERNAL_ERROR = "internal_error"
 EVENT_TOO_LARGE = "event_too_large"  # set by the Kafka sink: the event exceeds the producer's size limit
+EVENT_REFUSED = "event_refused"  # set by the Kafka sink: the broker refused the event for its content
+UNDECODABLE_RECORD = "undecodable_record"  # the Kafka client could not read the record (see record_batches)
 REASONS = (
     NOT_UTF8,
     NOT_JSON,
@@ -47,6 +49,8 @@ REASONS = (
     MODEL_ERROR,
     INTERNAL_ERROR,
     EVENT_TOO_LARGE,
+    EVENT_REFUSED,
+    UNDECODABLE_RECORD,
 )
 
 MAX_DEPTH = 64  # nesting levels of arrays and objects in a post (a tweet with entities has under 10)
@@ -109,6 +113,13 @@ class Message:
     key: bytes | None = None
     headers: tuple[tuple[str, bytes | None], ...] = ()  # a header value may be null
     timestamp_ms: int | None = None
+    undecodable: str | None = None  # why the Kafka client could not read this record (then a dead letter)
+    last_offset: int | None = None  # a record batch that could not be read at all: its last offset
+
+    @property
+    def next_offset(self) -> int:
+        """The offset to commit once this message is done (past a whole unreadable batch)."""
+        return (self.offset if self.last_offset is None else max(self.offset, self.last_offset)) + 1
 
 
 @dataclass
@@ -140,6 +151,8 @@ def parse_message(
     max_text_bytes: int = default("max_text_bytes"),
 ) -> Post | Rejected:
     """Decode and validate one message; never raises for bad input."""
+    if msg.undecodable is not None:
+        return Rejected(msg, UNDECODABLE_RECORD, msg.undecodable)
     raw = msg.value
     if raw is None:
         return Rejected(msg, TOMBSTONE, "the message has no value (a tombstone)")

@@ -11,6 +11,7 @@ from typing import Protocol
 from lmr.errors import BrokerError
 from worker.connect import connect
 from worker.parse import Message
+from worker.record_batches import guard_fetches
 from worker.retry import Backoff
 from worker.settings import KafkaSettings
 
@@ -147,6 +148,7 @@ class KafkaSource:
         self.consumer = connect(
             lambda: KafkaConsumer(**kafka.consumer()), kafka.bootstrap_servers, backoff=backoff, errors=(KafkaError,)
         )
+        guard_fetches(self.consumer)  # a record kafka-python cannot read comes back marked, never raises
         src = self
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -186,7 +188,8 @@ class KafkaSource:
             for r in tp_records:
                 headers = tuple((str(k), None if v is None else bytes(v)) for k, v in (r.headers or []))
                 ts = r.timestamp if isinstance(r.timestamp, int) and r.timestamp >= 0 else None
-                out.append(Message(r.value, r.topic, r.partition, r.offset, r.key, headers, ts))
+                error, last = getattr(r, "error", None), getattr(r, "last_offset", None)  # see record_batches
+                out.append(Message(r.value, r.topic, r.partition, r.offset, r.key, headers, ts, error, last))
         return out
 
     def keepalive(self) -> list[Message]:
