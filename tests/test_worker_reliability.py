@@ -7,6 +7,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,16 @@ from lmr.model import registry
 from worker.app import Worker
 from worker.checkpoint import Checkpoint
 from worker.cli import main
-from worker.events import H_ORIGINAL_BYTES, H_REASON, RECORD_OVERHEAD, OutRecord, dlq_record, fit_dead_letter
+from worker.events import (
+    H_DROPPED,
+    H_ORIGINAL_BYTES,
+    H_REASON,
+    OutRecord,
+    dlq_record,
+    fit_dead_letter,
+    produced_size,
+    record_size,
+)
 from worker.metrics import Health
 from worker.parse import Message, Rejected
 from worker.pipeline import CANARY_TEXT, ModelFailing, Pipeline
@@ -278,13 +288,42 @@ def test_a_dead_letter_is_cut_to_fit_and_says_how_long_it_was(size: int, limit: 
     rec = dlq_record(Rejected(src, "not_json", "invalid JSON"))
     d = fit_dead_letter(rec, limit)
     h = dict(d.headers)
-    framed = len(d.value) + len(d.key or b"") + sum(len(k) + len(v) for k, v in d.headers) + RECORD_OVERHEAD
-    assert framed <= limit or not d.value
-    assert value.startswith(d.value) and h[H_REASON] == b"not_json"
+    assert d.value is not None and produced_size(d) <= limit, "the exact produced size fits"
+    assert value.startswith(d.value) and h[H_REASON] == b"not_json" and d.key == b"k"
     if len(d.value) < size:
         assert h[H_ORIGINAL_BYTES] == str(size).encode()
-    again = fit_dead_letter(d, 0)  # the last step before dropping: headers only, original size kept
+        assert produced_size(replace(d, value=value[: len(d.value) + 1])) > limit, "not one byte more fits"
+    again = fit_dead_letter(d, 0)  # the last step before dropping: lmr headers only, original size kept
     assert again.value == b"" and dict(again.headers)[H_ORIGINAL_BYTES] == str(size).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.none() | st.binary(max_size=300),
+    value=st.none() | st.binary(max_size=20_000),
+    headers=st.lists(st.tuples(st.text(max_size=200), st.binary(max_size=300)), max_size=5),
+)
+def test_record_size_is_the_size_the_producer_checks(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> None:
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    assert record_size(value, key, headers) == DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+
+
+@pytest.mark.parametrize("limit", [1_048_576, 20_000, 600])
+def test_a_dead_letter_drops_the_headers_then_the_key_that_do_not_fit_and_says_so(limit: int) -> None:
+    headers = tuple((f"h{i}", b"v" * 10_000) for i in range(105))
+    for key, kept_key in ((b"k", True), (b"k" * 1_100_000, False)):
+        src = Message(b'{"text": "Houston"}', "posts", 0, 9, key, headers)
+        d = fit_dead_letter(OutRecord(b"e" * 10, key, headers, src), limit)
+        h = dict(d.headers)
+        assert produced_size(d) <= limit and h[H_REASON] == b"event_too_large"
+        assert not any(k.startswith("h") for k in h) and h[H_DROPPED].startswith(b"headers=105/1050")
+        assert (d.key == key) is kept_key and (b"key=1100000" in h[H_DROPPED]) is not kept_key
+        assert d.value == src.value or limit < 1_000, "the value is kept whole when it fits"
+    smallest = fit_dead_letter(d, 0)
+    assert smallest.key is None and smallest.value == b"" and dict(smallest.headers)[H_REASON] == b"event_too_large"
 
 
 # -- the checkpoint: revoked partitions are dropped and never committed (item 2) --------------------

@@ -206,7 +206,7 @@ class Worker:
             flush_timeout_s=s.flush_timeout_s,
             backoff=s.backoff(self._stop),
             on_retry=self.metrics.produce_retries.inc,
-            on_dead_letter=lambda reason: self.metrics.dlq.labels(reason).inc(),
+            on_dead_letter=self.metrics.dead_letter,
             idle=self._idle,
         )
         self.source = KafkaSource(

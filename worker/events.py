@@ -21,10 +21,15 @@ H_PARTITION = "lmr.source.partition"
 H_OFFSET = "lmr.source.offset"
 H_NULL_HEADERS = "lmr.source.null_headers"
 H_NULL_KEY = "lmr.source.null_key"
+H_LAST_OFFSET = "lmr.source.last_offset"  # a record batch that could not be read at all: its last offset
+H_ORIGINAL_BYTES = "lmr.original.bytes"  # set when a dead letter's value was cut to fit: the original size
+H_DROPPED = "lmr.dropped"  # set when a dead letter's key or input headers were dropped to fit: what they were
 
 Headers = tuple[tuple[str, bytes | None], ...]
-H_ORIGINAL_BYTES = "lmr.original.bytes"  # set when a dead letter's value was cut to fit: the original size
-RECORD_OVERHEAD = 128  # bytes left for Kafka's record and batch framing (about 80) when a value is cut to fit
+LMR = "lmr."  # lmr's own header namespace
+INPUT = "input."  # an input header under lmr's namespace is renamed: lmr.x -> input.lmr.x
+BATCH_HEADER = 61  # record format v2: the batch header before the records
+RECORD_FRAMING = 21  # a record's length, attributes, timestamp and offset deltas at their widest (5+1+10+5)
 
 
 def load_schema() -> dict[str, Any]:
@@ -42,6 +47,7 @@ class OutRecord:
     headers: Headers
     source: Message
     timestamp_ms: int | None = None
+    reason: str | None = None  # a dead letter's reason (one of worker.parse.REASONS); None for an event
 
 
 def now_iso() -> str:
@@ -76,28 +82,36 @@ def build_event(
     return {**post.fields, "locations": locations, "lmr": meta}
 
 
+def input_headers(headers: Headers) -> Headers:
+    """The input's headers as lmr writes them out: ``lmr.*`` is lmr's own namespace, so an input header
+    under it is renamed ``input.lmr.*`` (kept, in place, never read by lmr); the rest are unchanged."""
+    return tuple((INPUT + k if k.startswith(LMR) else k, v) for k, v in headers)
+
+
 def event_record(post: Post, event: dict[str, Any]) -> OutRecord:
     """Output key = input key, else the post id (so consumers can de-duplicate); input headers kept."""
     m = post.message
     key = m.key if m.key is not None else (post.id.encode("utf-8") if post.id is not None else None)
     value = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    return OutRecord(value, key, m.headers, m, m.timestamp_ms)
+    return OutRecord(value, key, input_headers(m.headers), m, m.timestamp_ms)
 
 
 def dlq_record(rej: Rejected) -> OutRecord:
     """The original record as it was (bytes, key, a null value, null header values), plus the reason and
-    the source position in ``lmr.*`` headers."""
+    the source position in ``lmr.*`` headers (from the worker, never from the input's headers)."""
     m = rej.message
     err = rej.error[:2000]
+    last = () if m.last_offset is None else ((H_LAST_OFFSET, str(m.last_offset).encode()),)
     headers = (
-        *[(k, v) for k, v in m.headers if not k.startswith("lmr.error.") and not k.startswith("lmr.source.")],
+        *input_headers(m.headers),
         (H_REASON, rej.reason.encode()),
         (H_MESSAGE, err.encode("utf-8", "replace")),
         (H_TOPIC, m.topic.encode("utf-8")),
         (H_PARTITION, str(m.partition).encode()),
         (H_OFFSET, str(m.offset).encode()),
+        *last,
     )
-    return OutRecord(m.value, m.key, headers, m, m.timestamp_ms)
+    return OutRecord(m.value, m.key, headers, m, m.timestamp_ms, rej.reason)
 
 
 def kafka_fields(r: OutRecord) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
@@ -119,26 +133,85 @@ def kafka_fields(r: OutRecord) -> tuple[bytes | None, bytes | None, list[tuple[s
     return r.value, key, headers
 
 
+def _varint_size(n: int) -> int:
+    """Bytes of ``n`` as a zigzag varint (Kafka's record fields)."""
+    z = (n << 1) ^ (n >> 63)
+    size = 1
+    while z > 0x7F:
+        z >>= 7
+        size += 1
+    return size
+
+
+def _field_size(b: bytes | None) -> int:
+    return 1 if b is None else _varint_size(len(b)) + len(b)
+
+
+def record_size(value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    """Bytes the producer counts against ``--max-request-size`` for one record (record format v2, a batch of
+    one): the batch header, the record's framing at its widest, then the key, the value and every header's
+    key and value, each with its varint length prefix (kafka-python's own estimate, computed exactly)."""
+    size = BATCH_HEADER + RECORD_FRAMING + _field_size(key) + _field_size(value) + _varint_size(len(headers))
+    for k, v in headers:
+        size += _field_size(k.encode("utf-8")) + _field_size(v)
+    return size
+
+
+def produced_size(r: OutRecord) -> int:
+    """:func:`record_size` of ``r`` as the sink produces it (:func:`kafka_fields`)."""
+    return record_size(*kafka_fields(r))
+
+
+def _cut_to_fit(r: OutRecord, value: bytes | None, original: bytes, limit: int) -> OutRecord | None:
+    """``r`` with ``value`` whole, or cut (then marked ``lmr.original.bytes``) to what fits in ``limit``
+    bytes as produced; None when it does not fit even with an empty value."""
+    whole = replace(r, value=value)
+    if produced_size(whole) <= limit:
+        return whole
+    if value is None:
+        return None
+    marked = replace(r, value=b"", headers=(*r.headers, (H_ORIGINAL_BYTES, original)))
+    empty = produced_size(marked)
+    if empty > limit:
+        return None
+    n = min(len(value), limit - empty + 1)  # + 1: the empty value's length prefix is counted in `empty`
+    while n > 0 and empty - 1 + _varint_size(n) + n > limit:
+        n -= 1
+    return replace(marked, value=value[:n])
+
+
 def fit_dead_letter(rec: OutRecord, limit: int) -> OutRecord:
-    """A dead letter for ``rec`` (refused as too large) that fits in ``limit`` bytes.
+    """A dead letter for ``rec`` (refused as too large) that fits in ``limit`` bytes as produced.
 
     An event becomes an ``event_too_large`` dead letter of its input message; a dead letter keeps
-    its reason. Headers and key are kept; the value (the original bytes) is cut to what fits, and
-    ``lmr.original.bytes`` then says how long it was. ``limit`` 0 keeps no value bytes at all.
+    its reason. What does not fit goes, in this order: the value is cut (``lmr.original.bytes``
+    keeps its size); then the input headers, then the key are dropped, described in ``lmr.dropped``
+    (``headers=COUNT/BYTES``, ``key=BYTES``). lmr's own headers always stay. ``limit`` 0 (the
+    broker refused a fitted dead letter: its limit is lower than the producer's) drops all three.
+    The result may still exceed a limit below the size of lmr's own headers (about 300 bytes).
     """
     base = rec
-    if not any(k == H_REASON for k, _ in rec.headers):
+    if rec.reason is None:
         error = (
             f"the enriched event is {len(rec.value or b'')} bytes, over the {limit}-byte producer limit "
             "(--max-request-size)"
         )
         base = dlq_record(Rejected(rec.source, EVENT_TOO_LARGE, error))
-    value = base.value or b""
-    original = next((v for k, v in base.headers if k == H_ORIGINAL_BYTES and v), str(len(value)).encode())
-    headers = tuple((k, v) for k, v in base.headers if k != H_ORIGINAL_BYTES)
-    used = sum(len(k.encode("utf-8")) + len(v or b"") for k, v in headers) + len(base.key or b"")
-    room = limit - RECORD_OVERHEAD - used - len(H_ORIGINAL_BYTES) - len(original)
-    if limit > 0 and len(value) <= room:
+    if limit > 0 and produced_size(base) <= limit:
         return base
-    kept = value[: max(0, room)] if limit > 0 else b""
-    return replace(base, value=kept, headers=(*headers, (H_ORIGINAL_BYTES, original)))
+    value = base.value
+    original = next((v for k, v in base.headers if k == H_ORIGINAL_BYTES and v), str(len(value or b"")).encode())
+    own = tuple((k, v) for k, v in base.headers if k.startswith(LMR) and k not in (H_ORIGINAL_BYTES, H_DROPPED))
+    others = tuple((k, v) for k, v in base.headers if not k.startswith(LMR))
+    no_headers = [f"headers={len(others)}/{sum(len(k.encode()) + len(v or b'') for k, v in others)}"] if others else []
+    no_key = [f"key={len(base.key)}"] if base.key is not None else []
+    steps = [(base.key, others, []), (base.key, (), no_headers), (None, (), no_headers + no_key)]
+    smallest = base
+    for key, kept, dropped in steps if limit > 0 else steps[-1:]:
+        described = ((H_DROPPED, ",".join(dropped).encode()),) if dropped else ()
+        smallest = replace(base, key=key, headers=(*kept, *own, *described))
+        if (fitted := _cut_to_fit(smallest, value, original, limit)) is not None:
+            return fitted
+    if value is None:
+        return smallest
+    return replace(smallest, value=b"", headers=(*smallest.headers, (H_ORIGINAL_BYTES, original)))

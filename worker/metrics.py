@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from lmr.lru import NAMES, held
 from lmr.model.dedup import TextCache
+from worker.parse import INTERNAL_ERROR, REASONS
 from worker.status import MapCache, RecentPlaces, page_html, status
 
 log = logging.getLogger(__name__)
@@ -165,12 +166,16 @@ class Metrics:
             "lmr_worker_geocode_cache_misses", "Geocoder cache misses (from the resolver).", registry=r
         )
 
+    def dead_letter(self, reason: str) -> None:
+        """Count one dead letter; the label is always one of the closed list of reasons."""
+        self.dlq.labels(reason if reason in REASONS else INTERNAL_ERROR).inc()
+
     def observe_batch(self, b: BatchStats) -> None:
         """Every per-batch metric from one delivered batch."""
         self.messages_in.inc(b.messages)
         self.messages_out.inc(b.outputs)
         for reason in b.dlq_reasons:
-            self.dlq.labels(reason).inc()
+            self.dead_letter(reason)
         self.mentions.inc(b.mentions)
         self.truncated.inc(b.truncated)
         self.batch_size.observe(b.messages)

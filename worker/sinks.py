@@ -13,7 +13,8 @@ from typing import IO, Any, Protocol
 
 from lmr.errors import BrokerError
 from worker.connect import connect
-from worker.events import H_REASON, OutRecord, fit_dead_letter, kafka_fields
+from worker.events import OutRecord, dlq_record, fit_dead_letter, kafka_fields
+from worker.parse import EVENT_REFUSED, Rejected
 from worker.retry import Backoff
 from worker.settings import KafkaSettings
 
@@ -80,6 +81,7 @@ class _Pending:
     record: OutRecord
     future: Any
     shrinks: int = 0
+    refusals: int = 0  # times the broker refused it while it was sent alone
 
     def error(self) -> BaseException | None:
         """The send's error, None if acknowledged or still in flight."""
@@ -100,6 +102,17 @@ def _too_large(exc: BaseException | None) -> bool:
     return isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError)
 
 
+def _refused(exc: BaseException | None) -> bool:
+    """Whether the broker (or the client, for its arguments) refused a record for its content: sending
+    the same bytes again cannot succeed (a schema or compaction rule, a timestamp out of range, a CRC)."""
+    from kafka.errors import CorruptRecordError, InvalidRecordError, InvalidTimestampError
+
+    return isinstance(exc, InvalidRecordError | CorruptRecordError | InvalidTimestampError | TypeError | ValueError)
+
+
+REFUSED_TRIES = 2  # sends of a refused record alone, on a fresh producer, before it is dead-lettered
+
+
 class KafkaSink:
     """Produces events and dead letters; :meth:`deliver` returns only once the broker acknowledged all of them.
 
@@ -110,8 +123,16 @@ class KafkaSink:
     rebuilt and everything unacknowledged is sent again. A record refused as too
     large (non-retriable) is never resent as it was: an event becomes an
     ``event_too_large`` dead letter of its input, a dead letter is cut to fit
-    (``lmr.original.bytes`` keeps the size), then sent with no value at all, then
-    dropped with an error log: at most three tries. ``give_up()`` lets a stopping
+    (``lmr.original.bytes`` keeps the size; input headers and key go too when
+    they alone are too large), then sent with lmr's headers only, then dropped
+    with an error log: at most three tries. A record refused for its content
+    (:func:`_refused`; kafka-python's idempotent producer then fails every record
+    after it with the same error) is resent alone on a fresh producer, up to
+    :data:`REFUSED_TRIES` times; refused alone each time, an event becomes an
+    ``event_refused`` dead letter of its input and a dead letter is dropped with
+    an error log, while the rest of the batch is delivered. Other errors
+    (authorisation, an unknown topic, the broker down) are retried until they
+    clear, the worker not ready meanwhile. ``give_up()`` lets a stopping
     worker leave with the work uncommitted; no send, flush or wait holds it longer
     than about a second past that.
     """
@@ -217,7 +238,7 @@ class KafkaSink:
             )
             return None
         fitted = fit_dead_letter(item.record, self.max_request_size if item.shrinks == 0 else 0)
-        reason = next((v or b"").decode() for k, v in fitted.headers if k == H_REASON)
+        reason = fitted.reason or ""
         log.warning(
             "record for %s/%d@%d is too large (%s); sending a %d-byte %s dead letter instead",
             item.record.source.topic,
@@ -230,6 +251,44 @@ class KafkaSink:
         if item.topic != self.dlq_topic and self.on_dead_letter is not None:
             self.on_dead_letter(reason)
         return _Pending(self.dlq_topic, fitted, None, item.shrinks + 1)
+
+    def _isolate(self, refused: list[_Pending], give_up: Callable[[], bool]) -> list[_Pending]:
+        """Resend each refused record alone on a fresh producer; the ones refused alone :data:`REFUSED_TRIES`
+        times are replaced by their dead letter (an event) or dropped (a dead letter). Returns what to track."""
+        out, poisoned = [], True  # after a refusal kafka-python's idempotent producer refuses everything
+        for item in refused:
+            while _refused(item.error()) and item.refusals < REFUSED_TRIES and not give_up():
+                if poisoned:
+                    self._rebuild()
+                item.refusals += 1
+                self._send_all([item])
+                self._flush([item], give_up)
+                poisoned = not item.acknowledged()
+            if not _refused(item.error()) or item.refusals < REFUSED_TRIES:
+                out.append(item)
+            elif (dead := self._refused_dead_letter(item)) is not None:
+                if poisoned:
+                    self._rebuild()
+                    poisoned = False
+                self._send_all([dead])
+                out.append(dead)
+        if poisoned:
+            self._rebuild()
+        return out
+
+    def _refused_dead_letter(self, item: _Pending) -> _Pending | None:
+        """The ``event_refused`` dead letter of an event refused alone; None (dropped, logged) for a dead letter."""
+        src = item.record.source
+        where = f"{src.topic}/{src.partition}@{src.offset}"
+        if item.topic == self.dlq_topic or self.dlq_topic is None:
+            log.error("the broker refused the record for %s alone %d times (%r); dropped", where, item.refusals,
+                      item.error())  # fmt: skip
+            return None
+        error = f"the broker refused the enriched event ({item.error()!r}), sent alone {item.refusals} times"
+        log.warning("record for %s refused by the broker; sending an %s dead letter: %s", where, EVENT_REFUSED, error)
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(EVENT_REFUSED)
+        return _Pending(self.dlq_topic, dlq_record(Rejected(src, EVENT_REFUSED, error)), None)
 
     def deliver(self, outputs: Sequence[OutRecord], dlq: Sequence[OutRecord], *, give_up: Callable[[], bool]) -> bool:
         """Send, flush and check every record; retry failures until acknowledged or ``give_up()``."""
@@ -247,6 +306,10 @@ class KafkaSink:
                 fresh = [i for i in rerouted if i is not None]
                 self._send_all(fresh)
                 todo = [i for i in todo if not _too_large(i.error())] + fresh
+                continue
+            refused = [i for i in todo if _refused(i.error())]
+            if refused and not give_up():
+                todo = [i for i in todo if not _refused(i.error())] + self._isolate(refused, give_up)
                 continue
             left = [i for i in todo if not i.acknowledged()]
             if not left:
