@@ -102,6 +102,16 @@ def send(bootstrap: str, topic: str, records: Sequence[dict[str, Any]], codec: s
     return [f.get(timeout=1).offset for f in futures]
 
 
+def read(bootstrap: str, topic: str, n: int, settle_s: float = 0.0) -> list[Any]:
+    """At least ``n`` records of ``topic`` (partition 0), then what arrives within ``settle_s``; the reader is
+    closed (a reader left open outlives the broker and logs its reconnects into later tests)."""
+    reader = TopicReader(bootstrap, topic, 1)
+    try:
+        return reader.read_until(n, settle_s=settle_s)
+    finally:
+        reader.close()
+
+
 def headers_of(rec: Any) -> dict[str, bytes]:
     return {k: v for k, v in rec.headers}
 
@@ -129,8 +139,8 @@ def test_every_codec_is_read_and_a_header_key_that_is_not_utf8_becomes_a_dead_le
     w = worker(broker, tiny_model, extractor, t).start()
     try:
         assert w.wait_for(lambda: w.worker.committed.get((t[0], 0)) == n, 180), "the partition reached its end"
-        outs = TopicReader(broker.bootstrap, t[1], 1).read_until(2 * len(CODECS), settle_s=0.5)
-        dead = TopicReader(broker.bootstrap, t[2], 1).read_until(len(CODECS), settle_s=0.5)
+        outs = read(broker.bootstrap, t[1], 2 * len(CODECS), settle_s=0.5)
+        dead = read(broker.bootstrap, t[2], len(CODECS), settle_s=0.5)
     finally:
         assert w.stop() == 0 and w.error is None
     assert sorted(json.loads(r.value)["lmr"]["source"]["offset"] for r in outs) == sorted(
@@ -165,8 +175,8 @@ def test_a_batch_without_its_codec_is_one_dead_letter_and_the_partition_moves_on
     w = worker(broker, tiny_model, extractor, t).start()
     try:
         assert w.wait_for(lambda: w.worker.committed.get((t[0], 0)) == 4, 180)
-        outs = TopicReader(broker.bootstrap, t[1], 1).read_until(1, settle_s=0.5)
-        dead = TopicReader(broker.bootstrap, t[2], 1).read_until(1, settle_s=0.5)
+        outs = read(broker.bootstrap, t[1], 1, settle_s=0.5)
+        dead = read(broker.bootstrap, t[2], 1, settle_s=0.5)
     finally:
         assert w.stop() == 0
     assert [json.loads(r.value)["lmr"]["source"]["offset"] for r in outs] == after
@@ -195,8 +205,8 @@ def test_input_headers_cannot_forge_lmr_headers(broker: EmbeddedBroker, tiny_mod
     w = worker(broker, tiny_model, extractor, t, max_request_size=8_000).start()
     try:
         assert w.wait_for(lambda: w.worker.committed.get((t[0], 0)) == 3, 180)
-        outs = TopicReader(broker.bootstrap, t[1], 1).read_until(1, settle_s=0.5)
-        dead = dead_by_offset(TopicReader(broker.bootstrap, t[2], 1).read_until(2, settle_s=0.5))
+        outs = read(broker.bootstrap, t[1], 1, settle_s=0.5)
+        dead = dead_by_offset(read(broker.bootstrap, t[2], 2, settle_s=0.5))
     finally:
         assert w.stop() == 0 and w.error is None
     assert [json.loads(r.value)["id"] for r in outs] == ["p1"]
@@ -226,8 +236,8 @@ def test_a_megabyte_of_headers_or_key_ends_as_a_dead_letter_that_says_what_was_d
     w = worker(broker, tiny_model, extractor, t).start()
     try:
         assert w.wait_for(lambda: w.worker.committed.get((t[0], 0)) == 3, 180)
-        outs = TopicReader(broker.bootstrap, t[1], 1).read_until(1, settle_s=0.5)
-        dead = dead_by_offset(TopicReader(broker.bootstrap, t[2], 1).read_until(2, settle_s=0.5))
+        outs = read(broker.bootstrap, t[1], 1, settle_s=0.5)
+        dead = dead_by_offset(read(broker.bootstrap, t[2], 2, settle_s=0.5))
     finally:
         assert w.stop() == 0
     assert [json.loads(r.value)["id"] for r in outs] == ["p2"] and headers_of(outs[0]) == {"trace": b"1"}
@@ -257,8 +267,8 @@ def test_a_record_the_broker_refuses_becomes_a_dead_letter_and_the_rest_flows(
     w = worker(broker, tiny_model, extractor, t, metrics_port=port, batch_size=4, max_wait_ms=500).start()
     try:
         assert w.wait_for(lambda: w.worker.committed.get((t[0], 0)) == 4, 180), "the batch went through"
-        outs = TopicReader(broker.bootstrap, t[1], 1).read_until(3, settle_s=0.5)
-        dead = TopicReader(broker.bootstrap, t[2], 1).read_until(1, settle_s=0.5)
+        outs = read(broker.bootstrap, t[1], 3, settle_s=0.5)
+        dead = read(broker.bootstrap, t[2], 1, settle_s=0.5)
         assert w.wait_for(lambda: _ready(port), 20), "/readyz recovers"
     finally:
         assert w.stop() == 0
