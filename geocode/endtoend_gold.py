@@ -23,7 +23,7 @@ from typing import Any
 
 from geocode.backends import candidate_from_nominatim
 from lmr.posts import post_id
-from lmr.readers import Example, expand_paths, is_json_file, json_records, read_file
+from lmr.readers import Example, expand_paths, is_json_file, json_records, mention_offsets, read_file
 
 IDRISI_FOLDERS = ("lmd", "lmr")  # resolution and recognition gold, side by side in the IDRISI layout
 
@@ -117,8 +117,11 @@ def _recognition_spans(path: Path) -> dict[str, list[tuple[str, int]]]:
             continue
         spans = []
         for m in obj.get("location_mentions") or []:
-            start = m.get("start_offset", m.get("startIdx")) if isinstance(m, dict) else None
-            if isinstance(start, int) and isinstance(m.get("text"), str):
+            try:
+                start = mention_offsets(m)[0]
+            except ValueError:
+                continue
+            if isinstance(m.get("text"), str):
                 spans.append((m["text"], start))
         out[pid] = spans
     return out

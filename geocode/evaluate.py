@@ -27,7 +27,7 @@ from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
 from geocode.types import GeoContext, Resolution
 from lmr.errors import DataError
-from lmr.readers import event_of
+from lmr.readers import event_of, mention_offsets
 
 Order = Literal["file", "arrival"]
 ORDERS: tuple[str, ...] = ("file", "arrival")
@@ -100,7 +100,8 @@ def read_idrisi(path: str | Path) -> Iterator[GoldPost]:
                     osm = m.get("osm_json") or {}
                     if "lat" not in osm:
                         raise KeyError("osm_json.lat")
-                    gold.append(GoldMention(m["text"], int(m["start_offset"]), int(m["end_offset"]), m["type"],
+                    start, end = mention_offsets(m)
+                    gold.append(GoldMention(m["text"], start, end, m["type"],
                                             float(osm["lat"]), float(osm["lon"])))  # fmt: skip
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise DataError(

@@ -6,20 +6,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from lmr.errors import ConfigError
+from lmr.place_types import COARSE_OF
+from lmr.place_types import PLACE_TYPES as PLACE_TYPES  # re-exported: geocode's callers import them here
+from lmr.place_types import PlaceType as PlaceType
 
 UnresolvedReason = Literal["no_candidate", "ambiguous", "backend_error", "rate_limited"]
 REASONS: tuple[str, ...] = ("no_candidate", "ambiguous", "backend_error", "rate_limited")
 
-#: The coarse place types a typed recognizer may put in a mention's ``label``.
-PlaceType = Literal["country", "admin", "city", "poi", "street", "natural", "other"]
-PLACE_TYPES: tuple[PlaceType, ...] = ("country", "admin", "city", "poi", "street", "natural", "other")
+#: Words a mention's ``label`` may carry for each coarse place type: the types, IDRISI's fine types, synonyms.
 _TYPE_WORDS: dict[str, PlaceType] = {
     **{t: t for t in PLACE_TYPES},
-    "state": "admin", "province": "admin", "region": "admin", "county": "admin", "district": "admin",
-    "admin1": "admin", "admin2": "admin", "town": "city", "village": "city", "city/town": "city",
-    "neighborhood": "city", "neighbourhood": "city", "road": "street", "road/street": "street",
-    "island": "natural", "human-made point-of-interest": "poi", "natural point-of-interest": "natural",
-    "continent": "other", "other locations": "other",
+    **{fine.lower(): coarse for fine, coarse in COARSE_OF.items()},
+    "province": "admin", "region": "admin", "admin1": "admin", "admin2": "admin",
+    "town": "city", "village": "city", "neighbourhood": "city", "road": "street",
 }  # fmt: skip
 
 

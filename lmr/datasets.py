@@ -7,19 +7,23 @@ Looked for, in this order (the first folder holding ``lmr/`` wins):
    package rather than run from a checkout);
 3. the user cache: ``$LMR_CACHE_DIR/idrisi``, else ``$XDG_CACHE_HOME/lmr/idrisi``, else ``~/.cache/lmr/idrisi``.
 
-When none holds it and downloads are allowed, :func:`idrisi_dir` downloads the English files listed in
-``idrisi.json`` (a pinned commit of github.com/rsuwaileh/IDRISI, each file's size and sha256) into the cache.
-Layout: upstream ``LMR/data/EN/gold-random-json/<event>/<split>.jsonl`` becomes ``lmr/<event>/<split>.jsonl`` and
-``LMD/data/EN/<event>/<split>.jsonl`` becomes ``lmd/<event>/<split>.jsonl``, byte for byte (no other change:
-the checksums are those of the upstream files and of ``../shared/data/idrisi`` alike). Files go to a staging
+When none holds it and downloads are allowed, :func:`idrisi_dir` downloads the English and Arabic files listed
+in ``idrisi.json`` (a pinned commit of github.com/rsuwaileh/IDRISI, each file's size and sha256) into the cache.
+Layout: upstream ``LMR/data/EN/gold-random-json/<event>/<split>.jsonl`` becomes ``lmr/<event>/<split>.jsonl``,
+``LMD/data/EN/<event>/<split>.jsonl`` becomes ``lmd/<event>/<split>.jsonl``, and the Arabic ones
+(``LMR/data/AR/gold-random-json/...``, ``LMD/data/AR/...``) go under ``ar/`` the same way, byte for byte (no other
+change: the checksums are those of the upstream files and of ``../shared/data/idrisi`` alike). The manifest marks
+``held_out`` the events kept back for judging lmr on disasters it has never seen: users get the whole dataset,
+and the project's own copy lacks exactly those files. Files go to a staging
 folder, each renamed into place only once its size and sha256 match; the staging folder becomes the cache folder
 in one rename when every file is there. An interrupted download never looks complete, and the next run keeps the
 files already verified. ``LMR_OFFLINE=1`` forbids downloading; so does ``HF_HUB_OFFLINE=1`` when ``LMR_OFFLINE``
 is unset. ``LMR_IDRISI_URL`` replaces the download address (a mirror; the tests' loopback server).
 
 Short references name IDRISI files wherever a data path is accepted (:func:`lmr.readers.expand_paths`):
-``idrisi:<task>/<split>`` or ``idrisi:<task>/<event>/<split>``, task ``lmr`` or ``lmd``, split ``train``, ``dev``
-or (lmr only) ``test_unlabeled``, e.g. ``idrisi:lmr/train`` = ``<IDRISI>/lmr/*/train.jsonl``.
+``idrisi:<task>/<split>`` or ``idrisi:<task>/<event>/<split>``, task ``lmr`` or ``lmd`` (English) or ``ar/lmr`` or
+``ar/lmd`` (Arabic), split ``train``, ``dev`` or (English lmr only) ``test_unlabeled``, e.g. ``idrisi:lmr/train`` =
+``<IDRISI>/lmr/*/train.jsonl`` and ``idrisi:ar/lmd/dev`` = ``<IDRISI>/ar/lmd/*/dev.jsonl``.
 """
 
 from __future__ import annotations
@@ -51,8 +55,20 @@ TIMEOUT_S = 10.0  # per connect and per read: a machine without internet fails w
 _CHUNK = 1 << 16
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _REPO = Path(__file__).resolve().parent.parent
-_REFERENCE = re.compile(r"(?P<task>lmr|lmd)/(?:(?P<event>[\w*?\[\]-]+)/)?(?P<split>train|dev|test_unlabeled)")
-REFERENCES = ("idrisi:lmr/train", "idrisi:lmr/dev", "idrisi:lmr/test_unlabeled", "idrisi:lmd/train", "idrisi:lmd/dev")
+_REFERENCE = re.compile(
+    r"(?P<lang>ar/)?(?P<task>lmr|lmd)/(?:(?P<event>[\w*?\[\]-]+)/)?(?P<split>train|dev|test_unlabeled)"
+)
+REFERENCES = (
+    "idrisi:lmr/train",
+    "idrisi:lmr/dev",
+    "idrisi:lmr/test_unlabeled",
+    "idrisi:lmd/train",
+    "idrisi:lmd/dev",
+    "idrisi:ar/lmr/train",
+    "idrisi:ar/lmr/dev",
+    "idrisi:ar/lmd/train",
+    "idrisi:ar/lmd/dev",
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,7 @@ class RemoteFile:
     source: str
     size: int
     sha256: str
+    held_out: bool = False  # an event kept back for judging lmr (never read while developing it)
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,8 @@ def idrisi_dir(
     m = manifest or Manifest.load()
     by_hand = (
         f"or download lmr/ and lmd/ by hand from {m.repository}/tree/{m.commit} "
-        "(LMR/data/EN/gold-random-json/<event>/ -> lmr/<event>/, LMD/data/EN/<event>/ -> lmd/<event>/) "
+        "(LMR/data/EN/gold-random-json/<event>/ -> lmr/<event>/, LMD/data/EN/<event>/ -> lmd/<event>/; "
+        "LMR/data/AR/gold-random-json/<event>/ -> ar/lmr/<event>/, LMD/data/AR/<event>/ -> ar/lmd/<event>/) "
         f"and set {IDRISI_DIR_ENV} to the folder holding them."
     )
     if not download or offline(env):
@@ -232,7 +250,7 @@ def _download(target: Path, staging: Path, m: Manifest, url: str, say: IO[str], 
         _remove_empty_folders(staging)  # keeps the verified files for the next run
         raise
     (staging / "README.md").write_text(
-        f"# IDRISI (English)\n\nDownloaded by lmr from {m.repository} at commit {m.commit}.\n\n{m.notice}\n",
+        f"# IDRISI (English and Arabic)\n\nDownloaded by lmr from {m.repository} at commit {m.commit}.\n\n{m.notice}\n",
         encoding="utf-8",
     )
     try:
@@ -311,14 +329,15 @@ def is_reference(raw: object) -> TypeGuard[str]:
 def resolve_reference(ref: str, root: Path | None = None) -> str:
     """``idrisi:lmr/train`` -> ``<IDRISI>/lmr/*/train.jsonl`` (a glob); finds (or fetches) IDRISI unless ``root``."""
     m = _REFERENCE.fullmatch(ref[len(REFERENCE_PREFIX) :]) if is_reference(ref) else None
-    if m is None or (m["task"] == "lmd" and m["split"] == "test_unlabeled"):
+    if m is None or (m["split"] == "test_unlabeled" and (m["task"] == "lmd" or m["lang"])):
         raise DataError(
             f"{ref!r} is not an IDRISI reference.",
             f"write one of {', '.join(REFERENCES)}, or idrisi:lmr/<event>/train for one event (a glob may stand "
             "for the event).",
         )
     base = root if root is not None else idrisi_dir()
-    return str(base / m["task"] / (m["event"] or "*") / f"{m['split']}.jsonl")
+    folder = base / "ar" if m["lang"] else base
+    return str(folder / m["task"] / (m["event"] or "*") / f"{m['split']}.jsonl")
 
 
 def main() -> int:

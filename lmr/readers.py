@@ -2,7 +2,8 @@
 
 Formats:
 
-* IDRISI JSONL: ``text`` + ``location_mentions`` with ``start_offset``/``end_offset``;
+* IDRISI JSONL: ``text`` + ``location_mentions`` with ``start_offset``/``end_offset`` (the Arabic files:
+  ``startIdx``/``endIdx``, and short type codes such as ``CITY``, see :data:`IDRISI_AR_TYPES`);
 * GLiNER JSON/JSONL (the seed's format): ``tokenized_text`` or ``tokens`` + ``ner`` =
   ``[[start_token, end_token, label], ...]`` (end inclusive), optional ``label``;
 * CoNLL-style columns: one token per line, the tag (BIO/BIOES/BILOU) in the last column,
@@ -42,6 +43,10 @@ IDRISI_TYPES = (
     "Human-made Point-of-Interest",
     "Other locations",
 )
+#: The Arabic files' short type codes (their coarse types: :data:`lmr.place_types.COARSE_OF`).
+IDRISI_AR_TYPES = ("CTRY", "PROV", "CITY", "DIST", "NBHD", "ST", "HPOI", "NPOI", "OTHR")
+#: The spellings of a mention's offsets, ``(start, end)`` keys: IDRISI's English files, then its Arabic ones.
+OFFSET_KEYS = (("start_offset", "end_offset"), ("startIdx", "endIdx"))
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,18 @@ def _repair_offsets(text: str, s: int, e: int, mention: Any) -> tuple[int, int]:
     return s, e
 
 
+def mention_offsets(mention: Any) -> tuple[int, int]:
+    """A mention's ``(start, end)`` under either spelling of :data:`OFFSET_KEYS`; ``ValueError`` when it has none."""
+    if isinstance(mention, dict):
+        for start_key, end_key in OFFSET_KEYS:
+            if start_key in mention and end_key in mention:
+                try:
+                    return int(mention[start_key]), int(mention[end_key])
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{start_key}/{end_key} are not integers") from exc
+    raise ValueError("no start_offset/end_offset (or startIdx/endIdx)")
+
+
 def _from_idrisi(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -> Example:
     text = obj.get("text", obj.get("full_text"))
     if not isinstance(text, str):
@@ -129,10 +146,11 @@ def _from_idrisi(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -
     spans = []
     for m in obj.get("location_mentions") or []:
         try:
-            s, e = int(m["start_offset"]), int(m["end_offset"])
-        except (KeyError, TypeError, ValueError) as exc:
+            s, e = mention_offsets(m)
+        except ValueError as exc:
             raise DataError(
-                f"{path}:{line}: a mention lacks integer start_offset/end_offset.", "fix the mention offsets."
+                f"{path}:{line}: a mention lacks integer offsets ({exc}).",
+                "give each mention start_offset/end_offset (or startIdx/endIdx).",
             ) from exc
         s, e = _repair_offsets(text, s, e, m.get("text"))
         if not 0 <= s < e <= len(text):

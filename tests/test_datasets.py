@@ -28,14 +28,21 @@ UPSTREAM = {  # local path -> upstream path, as in lmr/idrisi.json
     "lmr/flood_2020/train.jsonl": "LMR/data/EN/gold-random-json/flood_2020/train.jsonl",
     "lmr/flood_2020/dev.jsonl": "LMR/data/EN/gold-random-json/flood_2020/dev.jsonl",
     "lmr/quake_2021/train.jsonl": "LMR/data/EN/gold-random-json/quake_2021/train.jsonl",
+    "ar/lmr/sayl_2018/train.jsonl": "LMR/data/AR/gold-random-json/sayl_2018/train.jsonl",
     "lmd/flood_2020/dev.jsonl": "LMD/data/EN/flood_2020/dev.jsonl",
+}
+ARABIC_POST = {  # the Arabic files' spelling: startIdx/endIdx and short type codes
+    "tweet_id": "2000",
+    "text": "استنفار حاليا بالكويت #سيول_الكويت",
+    "location_mentions": [{"text": "بالكويت", "type": "CTRY", "startIdx": 14, "endIdx": 21}],
 }
 
 
 def _tree() -> dict[str, bytes]:
     recs = tiny_idrisi_records()
     lines = [(json.dumps(r) + "\n").encode() for r in recs]
-    bodies = [b"".join(lines[:4]), b"".join(lines[4:6]), b"".join(lines[6:]) * 200, b"".join(lines[:2])]
+    arabic = (json.dumps(ARABIC_POST, ensure_ascii=False) + "\n").encode()
+    bodies = [b"".join(lines[:4]), b"".join(lines[4:6]), b"".join(lines[6:]) * 200, arabic, b"".join(lines[:2])]
     return {src: body for src, body in zip(UPSTREAM.values(), bodies, strict=True)}
 
 
@@ -129,6 +136,8 @@ def test_download_lays_out_the_readers_tree_and_credits_the_authors(
     assert "CC BY 4.0 (test)" in (root / "README.md").read_text()
     train = read_examples([resolve_reference("idrisi:lmr/train", root)])
     assert {e.event for e in train} == {"flood_2020", "quake_2021"}
+    (arabic,) = read_examples([resolve_reference("idrisi:ar/lmr/train", root)], fine_types=True)
+    assert arabic.event == "sayl_2018" and [(s.text, s.type) for s in arabic.spans] == [("بالكويت", "CTRY")]
     n = len(upstream.requests)
     assert _fetch(home, tmp_path, upstream) == root and len(upstream.requests) == n  # found in the cache
 
@@ -248,7 +257,7 @@ def test_references_resolve_through_the_readers(monkeypatch: pytest.MonkeyPatch,
 
 
 _PARTS = st.tuples(
-    st.sampled_from(["lmr", "lmd", "LMR", "", ".."]),
+    st.sampled_from(["lmr", "lmd", "ar/lmr", "ar/lmd", "AR/lmr", "ar", "LMR", "", ".."]),
     st.one_of(st.none(), st.sampled_from(["flood_2020", "*", "..", ""]), st.text(max_size=12)),
     st.sampled_from(["train", "dev", "test_unlabeled", "test", "train.jsonl"]),
 ).map(lambda p: "/".join(x for x in p if x is not None))
@@ -263,24 +272,44 @@ def test_any_reference_is_a_glob_under_idrisi_or_a_clear_error(body: str) -> Non
     except DataError as exc:
         assert "idrisi:lmr/train" in str(exc)  # the fix lists the valid references
         return
-    task, *event, split = body.split("/")
-    assert Path(glob) == root / task / (event[0] if event else "*") / f"{split}.jsonl"
+    arabic = body.startswith("ar/")
+    task, *event, split = body.removeprefix("ar/").split("/")
+    folder = root / "ar" if arabic else root
+    assert Path(glob) == folder / task / (event[0] if event else "*") / f"{split}.jsonl"
     assert task in ("lmr", "lmd") and ".." not in Path(glob).parts and split in ("train", "dev", "test_unlabeled")
-    assert (task, split) != ("lmd", "test_unlabeled")
+    assert (task, split) != ("lmd", "test_unlabeled") and not (arabic and split == "test_unlabeled")
 
 
 def test_manifest_is_the_pinned_upstream_layout_and_matches_the_local_copy() -> None:
     m = Manifest.load()
     assert len(m.commit) == 40 and m.commit in m.base_url and "CC BY 4.0" in m.licence and "Suwaileh" in m.citation
     for f in m.files:
-        task, event, name = f.path.split("/")
-        up = f"LMR/data/EN/gold-random-json/{event}/{name}" if task == "lmr" else f"LMD/data/EN/{event}/{name}"
+        lang = "AR" if f.path.startswith("ar/") else "EN"
+        task, event, name = f.path.removeprefix("ar/").split("/")
+        up = f"LMR/data/{lang}/gold-random-json/{event}/{name}" if task == "lmr" else f"LMD/data/{lang}/{event}/{name}"
         assert f.source == up and len(f.sha256) == 64
+    assert {f.path[:3] == "ar/" for f in m.files} == {True, False}, "both languages are pinned"
     root = find_idrisi()
     if root is None:
         pytest.skip("IDRISI not found here: the checksums are checked against upstream only at download")
-    mismatched = [f.path for f in m.files if not datasets._verified(root / f.path, f)]
+    kept = [f for f in m.files if not f.held_out]  # the held-out files are never read here
+    mismatched = [f.path for f in kept if not datasets._verified(root / f.path, f)]
     assert mismatched == [], "the local IDRISI copy differs from the pinned upstream files"
+    local = {p.relative_to(root).as_posix() for p in root.rglob("*.jsonl")}
+    assert local == {f.path for f in kept}, "every local file is pinned, and only the held-out ones are missing"
+
+
+def test_manifest_pins_every_held_out_file_by_path_size_and_checksum() -> None:
+    root = find_idrisi()
+    listing = root / "held-out-files.json" if root is not None else None
+    if listing is None or not listing.is_file():
+        pytest.skip("no held-out-files.json beside the local IDRISI copy")
+    held = json.loads(listing.read_text(encoding="utf-8"))
+    m = Manifest.load()
+    assert held["commit"] == m.commit
+    pinned = {f.path: {"source": f.source, "size": f.size, "sha256": f.sha256} for f in m.files if f.held_out}
+    assert pinned == held["files"]
+    assert not any((root / p).exists() for p in pinned), "a held-out file is in the development copy"
 
 
 def test_demo_without_idrisi_stops_with_what_to_do(

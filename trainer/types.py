@@ -13,33 +13,23 @@ from dataclasses import replace
 from typing import Any
 
 from lmr.errors import ConfigError
+from lmr.place_types import COARSE_OF, PLACE_TYPES, coarse_type
 from lmr.readers import DEFAULT_LABEL, Example
 from lmr.scoring import Counts
 
-COARSE_TYPES = ("country", "admin", "city", "poi", "street", "natural", "other")
+__all__ = [
+    "COARSE_OF",
+    "COARSE_TYPES",
+    "TYPE_MODES",
+    "coarse_type",
+    "evaluate_typed",
+    "labels_for",
+    "relabel",
+    "typed_scores",
+]
 
-#: IDRISI fine type -> coarse type.
-COARSE_OF: dict[str, str] = {
-    "Country": "country",
-    "State": "admin",
-    "County": "admin",
-    "District": "admin",
-    "City/town": "city",
-    "Neighborhood": "city",
-    "Human-made Point-of-Interest": "poi",
-    "Road/street": "street",
-    "Island": "natural",
-    "Natural Point-of-Interest": "natural",
-    "Continent": "other",
-    "Other locations": "other",
-}
-
+COARSE_TYPES = PLACE_TYPES  # the labels of a coarse-typed model
 TYPE_MODES = ("none", "coarse", "fine")
-
-
-def coarse_type(fine: str) -> str:
-    """The coarse type of an IDRISI fine type; an unknown or missing type is ``other``."""
-    return COARSE_OF.get(fine, "other")
 
 
 def relabel(examples: Sequence[Example], mode: str) -> list[Example]:
