@@ -6,7 +6,9 @@ time, so both sides meet on the same key:
 * accents are removed, case is folded, periods and apostrophes vanish
   (``N.C.`` -> ``nc``, ``Hawke's`` -> ``hawkes``), other punctuation is a space;
 * ``saint``/``st``, ``mount``/``mt``, ``fort``/``ft`` and ``and``/``&`` meet on one form;
-* a leading ``the`` is dropped.
+* a leading ``the`` is dropped;
+* Arabic is written in its matching form (:func:`lmr.language.match_form`: no tatweel or
+  diacritics, one alef, ``ى`` -> ``ي``, ``ة`` -> ``ه``).
 
 It lives in :mod:`lmr` because both :mod:`geocode` and the recogniser's span prior
 (:mod:`lmr.model.prior`) key names with it.
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+
+from lmr.language import match_form
 
 _CANON = {
     "saint": "st",
@@ -38,7 +42,7 @@ def fold(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Normalised tokens of ``text``."""
-    s = fold(text).casefold()
+    s = fold(match_form(text)).casefold()
     s = re.sub(r"(?<=\w)\.(?=\w)", "", s)  # N.C. -> NC, U.S. -> US
     s = re.sub(f"[{_APOSTROPHES}]s\\b", "", s)  # possessive: Chico's -> chico
     for ch in _APOSTROPHES:
