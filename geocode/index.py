@@ -19,13 +19,14 @@ from importlib import metadata
 from pathlib import Path
 
 from geocode.build import SOURCES, Builder, Place, build_places
-from lmr import datasets
+from lmr import datasets, language, names
 from lmr.errors import DataError
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = "lmr-gazetteer-3"
-_CODE_FILES = ("build.py", "aliases.py", "aliases.json", "index.py", "text.py")
+INDEX_VERSION = "lmr-gazetteer-4"
+_CODE_FILES = ("build.py", "aliases.py", "aliases.json", "index.py", "text.py", "arabic.py")
+_KEY_MODULES = (names, language)  # the name keys are theirs: a change there rebuilds too
 _build_lock = threading.Lock()
 
 
@@ -35,13 +36,14 @@ def cache_dir() -> Path:
 
 
 def default_index_path() -> Path:
-    return cache_dir() / "gazetteer-3.sqlite"
+    return cache_dir() / "gazetteer-4.sqlite"
 
 
 def sources_signature() -> str:
     """Index format, builder code, alias tables and source package versions: any change rebuilds the index."""
     here = Path(__file__).parent
-    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in _CODE_FILES)).hexdigest()[:16]
+    files = [here / f for f in _CODE_FILES] + [Path(str(m.__file__)) for m in _KEY_MODULES]
+    code = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     parts = [INDEX_VERSION, code]
     for pkg in SOURCES:
         try:

@@ -8,7 +8,8 @@ leading ``the`` dropped.
 mention, then without a hashtag and split at camel case, then without a type
 word (``Harris County`` -> ``Harris`` with a ``county`` hint), then the squashed
 form (``Fortmcmurray``), then the longest word n-grams inside it (``Chico's
-WalMart`` -> ``Chico``), each with a match weight that the scorer uses.
+WalMart`` -> ``Chico``), each with a match weight that the scorer uses. Arabic mentions have
+their own queries (clitics, the article, leading type words: :mod:`geocode.arabic`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from geocode import arabic
+from lmr.language import script_of
 from lmr.names import fold, norm, split_camel, tokens
 
 
@@ -84,6 +87,11 @@ def is_latin(text: str) -> bool:
     return all(ord(ch) < 0x250 or not ch.isalpha() for ch in fold(text))
 
 
+def is_arabic(text: str) -> bool:
+    """Whether ``text`` is written in Arabic letters (see :func:`lmr.language.script_of`)."""
+    return script_of(text) == "arabic"
+
+
 @dataclass(frozen=True)
 class Variant:
     """One query tried for a mention: its key, match weight and the kind its shape hints at."""
@@ -96,6 +104,8 @@ class Variant:
 
 def shape_hint(text: str) -> str | None:
     """The kind a mention's last word hints at: ``county``-like -> ``admin2``, ``river`` -> ``poi``."""
+    if is_arabic(text):
+        return arabic.shape_hint(text)
     toks = tokens(split_camel(text))
     if not toks:
         return None
@@ -131,6 +141,9 @@ def variants(text: str, max_ngram: int = 4) -> list[Variant]:
             seen.add(key)
             out.append(Variant(key, weight, hint, partial))
 
+    if is_arabic(text):
+        arabic.arabic_variants(text, add, max_ngram)
+        return out
     hint = shape_hint(text)
     base = tokens(text)
     add(" ".join(base), 1.0, hint)

@@ -1,0 +1,79 @@
+"""Arabic mentions resolved by the offline gazetteer, and the language a remote service is asked to answer in.
+
+The offline tests use the real index (built once under LMR_CACHE_DIR); the remote one a Nominatim-like server
+on 127.0.0.1 (tests/test_geocode_remote.py's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geocode import Resolution, build_resolver
+from geocode.guard import GuardConfig
+from geocode.resolver import Resolver
+from geocode.text import shape_hint, variants
+from lmr.mentions import Mention
+from tests.test_geocode_remote import FakeNominatim
+
+
+@pytest.fixture(scope="module")
+def resolver() -> Resolver:
+    return build_resolver("offline")
+
+
+def _one(r: Resolver, post: str, text: str) -> Resolution:
+    i = post.index(text)
+    res = r.resolve([Mention(text, i, i + len(text), 0.9)], post)[0]
+    assert isinstance(res, Resolution), res
+    return res
+
+
+@pytest.mark.parametrize(
+    ("post", "text", "cc", "kind"),
+    [
+        ("استنفار حاليا بالكويت ورفع الحالة", "بالكويت", "KW", "country"),  # clitic ب + article
+        ("أمطار غزيرة على الكويت", "الكويت", "KW", "country"),
+        ("أمطار على #الأحمدي الآن", "الأحمدي", "KW", None),  # hamza spelling of GeoNames' الاحمدي
+        ("سيول في #حفرالباطن", "حفرالباطن", "SA", None),  # a hashtag with the space squashed out
+        ("وصول الإسعاف إلى مدينة الجهراء", "مدينة الجهراء", "KW", "city"),  # not Medina: مدينة is "city"
+        ("انفجار بمحافظة #الجيزة", "بمحافظة #الجيزة", "EG", "admin1"),  # governorate, written after a clitic
+        ("رحلات إلى السعودية", "السعودية", "SA", "country"),  # the short name (the packages ship the long one)
+    ],
+)
+def test_arabic_mentions_resolve_offline(resolver: Resolver, post: str, text: str, cc: str, kind: str | None) -> None:
+    res = _one(resolver, post, text)
+    assert res.country_code == cc, res
+    if kind is not None:
+        assert res.kind == kind, res
+
+
+def test_arabic_variants_strip_clitics_articles_and_leading_type_words() -> None:
+    keys = [v.key for v in variants("للقاهرة")]
+    assert keys[0] == "للقاهره" and "القاهره" in keys  # لل = ل + ال
+    assert "كويت" in [v.key for v in variants("بالكويت")] and "الكويت" in [v.key for v in variants("كويت")]
+    assert [v.key for v in variants("كويت")][:2] == ["كويت", "الكويت"]  # ك is not split off a short name
+    city = variants("مدينة صباح الأحمد")
+    assert "صباح الاحمد" in [v.key for v in city] and "مدينه" not in [v.key for v in city]
+    assert shape_hint("مدينة صباح الأحمد") == "city" and shape_hint("شارع الخليج") == "poi"
+    assert shape_hint("الكويت") is None
+    assert all(v.partial for v in variants("مستشفى الفروانية") if v.key == "الفروانيه")
+
+
+def test_remote_requests_ask_for_arabic_answers_only_for_arabic_mentions(tmp_path: Path) -> None:
+    server = FakeNominatim()
+    server.thread.start()
+    try:
+        guard = GuardConfig(min_delay_seconds=0.0, max_retries=0, backoff_seconds=0.01, failure_threshold=3,
+                            reset_after=60.0)  # fmt: skip
+        r = build_resolver("nominatim", url=server.url, user_agent="lmr-tests/1.0", timeout=5.0, guard_config=guard,
+                           cache_path=tmp_path / "geo.sqlite")  # fmt: skip
+        r.resolve([Mention("الكويت", 0, 6, 1.0)], "الكويت")
+        r.resolve([Mention("Houston", 0, 7, 1.0)], "Houston")
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+    by_query = {q["q"][0]: q for q in server.requests}
+    assert by_query["الكويت"].get("accept-language") == ["ar"]
+    assert "accept-language" not in by_query["Houston"]  # English requests are as they were
