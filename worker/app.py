@@ -376,6 +376,7 @@ class Worker:
                 committed=committed,
                 geocode=self.pipeline.geo.stats(),
                 events=result.events,
+                scripts=result.scripts,
                 end_offsets=self.source.end_offsets() if self.source is not None else {},
                 all_committed=self.committed,
             )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lmr.language import script_of
 from lmr.mentions import Mention
 from worker.parse import EVENT_TOO_LARGE, Message, Post, Rejected
 
@@ -65,7 +66,11 @@ def build_event(
     chunks: int = 1,
     processed_at: str | None = None,
 ) -> dict[str, Any]:
-    """The enriched event: original fields + ``locations`` + ``lmr`` metadata."""
+    """The enriched event: original fields + ``locations`` + ``lmr`` metadata.
+
+    ``lmr.script`` is the script most of the post's letters are in (:func:`lmr.language.script_of`: ``arabic``,
+    ``latin``, ``other`` or ``none``), which for IDRISI's two languages is the post's language.
+    """
     m = post.message
     locations = [{**mention.to_dict(), "geo": g} for mention, g in zip(mentions, geo, strict=True)]
     meta: dict[str, Any] = {
@@ -75,6 +80,7 @@ def build_event(
         "text_field": post.text_field,
         "truncated": truncated,
         "chunks": chunks,
+        "script": script_of(post.text),
         "source": {"topic": m.topic, "partition": m.partition, "offset": m.offset},
     }
     if runtime:

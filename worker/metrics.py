@@ -45,6 +45,7 @@ class BatchStats:
     committed: Mapping[tuple[str, int], int] = field(default_factory=dict)
     geocode: Mapping[str, object] = field(default_factory=dict)
     events: Sequence[dict[str, Any]] = ()  # kept only for the status page's map (--metrics-port)
+    scripts: Sequence[tuple[str, int]] = ()  # (script, mentions) of each event: the per-language counters
     # lag: the high watermarks of the assigned partitions and every offset committed so far
     end_offsets: Mapping[tuple[str, int], int] = field(default_factory=dict)
     all_committed: Mapping[tuple[str, int], int] = field(default_factory=dict)
@@ -85,6 +86,15 @@ class Metrics:
         self.dlq = Counter("lmr_worker_dlq_messages", "Messages sent to the dead-letter queue.", ["reason"], registry=r)
         self.mentions = Counter("lmr_worker_mentions", "Location mentions found.", registry=r)
         self.truncated = Counter("lmr_worker_truncated_posts", "Posts whose text was not fully read.", registry=r)
+        self.events_by_script = Counter(
+            "lmr_worker_events_by_script",
+            "Enriched events per post script (arabic, latin, ...).",
+            ["script"],
+            registry=r,
+        )
+        self.mentions_by_script = Counter(
+            "lmr_worker_mentions_by_script", "Location mentions found per post script.", ["script"], registry=r
+        )
         self.batch_size = Histogram(
             "lmr_worker_batch_size", "Messages per micro-batch.", buckets=SIZE_BUCKETS, registry=r
         )
@@ -178,6 +188,9 @@ class Metrics:
             self.dead_letter(reason)
         self.mentions.inc(b.mentions)
         self.truncated.inc(b.truncated)
+        for script, mentions in b.scripts:
+            self.events_by_script.labels(script).inc()
+            self.mentions_by_script.labels(script).inc(mentions)
         self.batch_size.observe(b.messages)
         self.batch_latency.observe(b.seconds)
         self.inference.observe(b.inference_s)

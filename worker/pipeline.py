@@ -67,6 +67,7 @@ class BatchResult:
     inference_s: float = 0.0
     model_id: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
+    scripts: list[tuple[str, int]] = field(default_factory=list)  # (lmr.script, mentions) of each event
 
 
 @dataclass
@@ -180,6 +181,7 @@ class Pipeline:
                 continue
             result.outputs.append(record)
             result.mentions += len(ex.mentions)
+            result.scripts.append((event["lmr"]["script"], len(ex.mentions)))
             result.truncated += int(ex.truncated)
             if self.options.keep_events:
                 result.events.append(event)
