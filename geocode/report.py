@@ -59,8 +59,8 @@ def _worst_table(details: Sequence[dict[str, Any]], limit: int) -> str:
         text, a, b = r["post"], int(r["start"]), int(r["end"])
         post = f'{html.escape(text[:a])}<mark class="missed">{html.escape(text[a:b])}</mark>{html.escape(text[b:])}'
         out.append(
-            f'<tr><td style="text-align:left">{post}</td><td>{html.escape(r["type"])}</td>'
-            f"<td>{html.escape(str(r.get('display_name') or ''))}</td><td>{r['km']:,.0f}</td></tr>"
+            f'<tr><td dir="auto" style="text-align:start">{post}</td><td>{html.escape(r["type"])}</td>'
+            f'<td dir="auto">{html.escape(str(r.get("display_name") or ""))}</td><td>{r["km"]:,.0f}</td></tr>'
         )
     return "".join(out) + "</table>"
 

@@ -86,7 +86,8 @@ def _post_html(ex: Example, marks: Sequence[Marked]) -> str:
     why = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     where = html.escape(ex.event or Path(ex.source).name)
     return (
-        f'<div class="post" data-errors="{errors(marks)}">{highlight(ex.text, marks)}'
+        f'<div class="post" data-errors="{errors(marks)}">'
+        f'<div class="text" dir="auto">{highlight(ex.text, marks)}</div>'
         f'<div class="why">{where} · {html.escape(ex.id)} · {why or "no spans"}</div></div>'
     )
 
