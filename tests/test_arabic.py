@@ -80,3 +80,15 @@ def test_script_of_counts_letters_not_links() -> None:
     assert script_of("大雨 東京") == "other"
     assert script_of("🌊 123 !!") == "none"
     assert unicodedata.category("\u064e") == "Mn"  # harakat are marks, never counted as letters
+
+
+def test_mixed_references_train_both_languages_and_hold_out_a_whole_arabic_event(idrisi_dir: Path) -> None:
+    from lmr.readers import read_examples
+    from trainer.crossval import split_heldout
+
+    train = read_examples(["idrisi:lmr/dev", "idrisi:ar/lmr/dev"])
+    assert {script_of(e.text) for e in train} == {"latin", "arabic"}
+    kept, _, held = split_heldout(train, [], ["kuwait_floods_2018"])
+    assert held and {e.event for e in held} == {"kuwait_floods_2018"}
+    assert all(script_of(e.text) == "arabic" for e in held)
+    assert not any(e.event == "kuwait_floods_2018" for e in kept) and len(kept) + len(held) == len(train)
