@@ -18,7 +18,11 @@ candidates times how the two places relate: ``c`` lies in that country or
 division, contains that place, or lies within 150 km of it. The probabilities
 come from a softmax over the scores, recomputed for ``rounds`` rounds, so that
 mentions settle on a consistent reading together ("Georgia" next to
-"Atlanta" is the US state; next to "Tbilisi", the country).
+"Atlanta" is the US state; next to "Tbilisi", the country). That joint step
+costs ``rounds x (mentions x candidates)^2``, so it takes the first
+:data:`MAX_JOINT` mentions of a post that have candidates; any further mention
+is scored alone (every term but ``support``), so a post listing 1,000 towns
+costs no more than one listing 16, plus a term per mention.
 
 The final ``score`` of a resolution is the softmax probability of the chosen
 candidate. A mention with no candidate is ``no_candidate``; one whose best
@@ -27,6 +31,7 @@ probability is below ``min_confidence`` is ``ambiguous``.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -37,6 +42,9 @@ from geocode.geo import haversine_km
 from geocode.text import shape_hint
 from geocode.types import Candidate, GeoContext, PlaceType
 from lmr.names import norm
+
+#: The most mentions of one post scored together (see the module docstring). IDRISI-D's posts name at most 9.
+MAX_JOINT = 16
 
 #: Admin level of a candidate kind: 0 continent/region, 1 country ... 5 point of interest.
 LEVEL = {"continent": 0, "region": 0, "country": 1, "admin1": 2, "admin2": 3, "city": 4, "poi": 5}
@@ -225,36 +233,40 @@ def choose(
     ]
     probs = [_softmax(b, w.temperature) for b in base]
     scores = base
+    joint = [i for i, cs in enumerate(cands) if cs][:MAX_JOINT]
+    extra_probs = [_softmax([x.match + x.importance for x in e.candidates], 0.1) for e in extra]
     for _ in range(max(w.rounds, 0) if len(cands) + len(extra) > 1 else 0):
-        new_scores: list[list[float]] = []
-        for i, cs in enumerate(cands):
-            others: list[tuple[Sequence[Candidate], Sequence[float], float]] = []
-            for j, cj in enumerate(cands):
-                if j == i or keys[j] == keys[i] or _overlap(spans[i], spans[j]) or not cj:
-                    continue
-                others.append((cj, probs[j], 1.0))
-            for e in extra:
-                if e.key == keys[i] or _overlap(spans[i], e.span):
-                    continue
-                others.append((e.candidates, _softmax([x.match + x.importance for x in e.candidates], 0.1), e.weight))
-            row = []
-            for k, c in enumerate(cs):
-                support = 0.0
-                for ocands, oprobs, weight in others:
-                    best = 0.0
-                    for oc, p in zip(ocands, oprobs, strict=True):
-                        if p < 0.02 or oc.match < w.support_min_match:
-                            continue
-                        best = max(best, p * relation(c, oc, w.near_km))
-                    support += weight * best
-                row.append(base[i][k] + w.ctx * min(support, w.ctx_cap))
-            new_scores.append(row)
+        new_scores = list(base)  # a mention outside the joint step keeps its own score
+        for i in joint:
+            others: list[tuple[Sequence[Candidate], Sequence[float], float]] = [
+                (cands[j], probs[j], 1.0) for j in joint
+                if j != i and keys[j] != keys[i] and not _overlap(spans[i], spans[j])
+            ]  # fmt: skip
+            others.extend(
+                (e.candidates, ep, e.weight) for e, ep in zip(extra, extra_probs, strict=True)
+                if e.key != keys[i] and not _overlap(spans[i], e.span)
+            )  # fmt: skip
+            support = [min(_support(c, others, w), w.ctx_cap) for c in cands[i]]
+            new_scores[i] = [b + w.ctx * s for b, s in zip(base[i], support, strict=True)]
         scores = new_scores
         probs = [_softmax(s, w.temperature) for s in scores]
     return [
         Choice(tuple(cs), tuple(scores[i]), tuple(probs[i]), tuple(extra_score[i]) if bonus is not None else ())
         for i, cs in enumerate(cands)
     ]
+
+
+def _support(c: Candidate, others: Sequence[tuple[Sequence[Candidate], Sequence[float], float]], w: Weights) -> float:
+    """What the post's other places say for ``c``: per other place, its best probability x relation, weighted."""
+    support = 0.0
+    for ocands, oprobs, weight in others:
+        best = 0.0
+        for oc, p in zip(ocands, oprobs, strict=True):
+            if p < 0.02 or oc.match < w.support_min_match:
+                continue
+            best = max(best, p * relation(c, oc, w.near_km))
+        support += weight * best
+    return support
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -275,9 +287,10 @@ def scan_post(
 ) -> list[ContextPlace]:
     """Countries and first-level divisions named in the post outside the mentions."""
     out: list[ContextPlace] = []
+    inside = _Spans(mention_spans)
     for m in _CAP_SEQ.finditer(post):
         start, end = m.span(1)
-        if any(_overlap((start, end), s) for s in mention_spans):
+        if inside.overlaps(start, end):
             continue
         words = m.group(1).split()
         # Try the longest prefix that names a country or division.
@@ -292,3 +305,19 @@ def scan_post(
         if len(out) >= max_places:
             break
     return out
+
+
+class _Spans:
+    """Whether a span overlaps any of a post's mention spans, in O(log n) (a post may list 1,000 places)."""
+
+    def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
+        ordered = sorted(spans)
+        self.starts = [a for a, _ in ordered]
+        # running maximum of the ends: the furthest reach of any span starting at or before each one
+        self.reach: list[int] = []
+        for _, b in ordered:
+            self.reach.append(max(b, self.reach[-1]) if self.reach else b)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self.starts, end)  # spans [0, i) start before ``end``
+        return i > 0 and self.reach[i - 1] > start

@@ -11,6 +11,13 @@ timeouts, 429 and 5xx answers, and a breaker that opens after
 seconds have passed, then lets exactly one trial call through (half-open): the
 calls that arrive while the trial runs fail fast too; the trial's success closes
 the breaker, its failure opens it again for ``reset_after`` seconds.
+
+Under a deadline (:mod:`geocode.deadline`) no wait of the chain ends after it: a
+rate-limit wait or a backoff that would is not started (the call fails with
+:class:`~geocode.deadline.GeocoderDeadline`, or with the error a retry was for), and
+:class:`DeadlineTimeout`, the innermost link, shortens the request timeout to the time
+left. A call cut by the deadline is not the service's failure: it neither counts
+towards the breaker nor is retried.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any, TypeVar
 from geopy import exc as gexc
 from geopy.extra.rate_limiter import RateLimiter
 
+from geocode.deadline import GeocoderDeadline, current, passed
 from lmr.errors import (
     GeocoderError,
     GeocoderQueryError,
@@ -84,6 +92,9 @@ class CountingRateLimiter(RateLimiter):  # type: ignore[misc]
         self.slept = 0.0
 
     def _sleep(self, seconds: float) -> None:
+        deadline = current()
+        if deadline is not None and seconds >= deadline.left():
+            raise passed("the rate limit's next request slot")
         self.slept += seconds
         time.sleep(seconds)
 
@@ -164,10 +175,10 @@ class Guard:
                 result = self.limiter(*args, **kwargs)
             except Exception as raw:
                 err = translate(raw, self.service)
-                if isinstance(err, GeocoderQueryError):
+                if isinstance(err, (GeocoderQueryError, GeocoderDeadline)):
                     if trial:
                         self._end_trial()
-                    raise err from raw  # the service is up; the query or key is wrong
+                    raise err from raw  # the query or key is wrong, or the caller's time is up: not the service
                 self._failure()
                 if attempt >= self.config.max_retries or trial or self.state == "open":
                     raise err from raw
@@ -175,6 +186,9 @@ class Guard:
                 retry_after = getattr(err, "retry_after", None)
                 if isinstance(retry_after, (int, float)) and retry_after > 0:
                     delay = min(max(delay, float(retry_after)), self.config.max_backoff_seconds)
+                deadline = current()
+                if deadline is not None and delay >= deadline.left():
+                    raise err from raw  # no time left to retry before the deadline
                 log.warning("%s: %s; retry %d/%d in %.1f s", self.service, err.problem, attempt + 1,
                             self.config.max_retries, delay)  # fmt: skip
                 self.retries += 1
@@ -193,3 +207,31 @@ class Guard:
             "short_circuited": self.short_circuited,
             "circuit": self.state,
         }
+
+
+class DeadlineTimeout:
+    """The innermost link of the chain: calls ``func`` with its request ``timeout`` shortened to the deadline.
+
+    Without a deadline it calls ``func`` unchanged. Under one, a call with no time left is not made,
+    and a request that times out at the deadline because its timeout was shortened raises
+    :class:`~geocode.deadline.GeocoderDeadline` (the deadline's doing, not the service's).
+    """
+
+    def __init__(self, func: Callable[..., Any], timeout: float | None) -> None:
+        self.func = func
+        self.timeout = timeout
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = current()
+        if deadline is None:
+            return self.func(*args, **kwargs)
+        if deadline.expired:
+            raise passed("the request was sent")
+        own = kwargs.get("timeout", self.timeout)
+        timeout = deadline.cap(own)
+        try:
+            return self.func(*args, **{**kwargs, "timeout": timeout})
+        except gexc.GeocoderTimedOut as exc:  # also geopy's reading of a 503 or 504 answer
+            if (own is None or timeout < own) and deadline.expired:
+                raise passed("the answer came") from exc
+            raise

@@ -5,7 +5,8 @@ geopy's ``RateLimiter`` (inside :class:`~geocode.guard.Guard`) spaces the calls 
 second. :class:`SharedRateLimit` spaces the calls of every process that names the
 same file: each call takes an exclusive ``flock`` on it, waits until
 ``min_delay_seconds`` after the time stored there, stores its own time and
-releases the lock, so the host as a whole keeps the rate. Processes on several
+releases the lock, so the host as a whole keeps the rate. Under a deadline
+(:mod:`geocode.deadline`) a call whose turn comes after it is not made. Processes on several
 hosts cannot share a file: give each ``N x`` the delay, or self-host the service
 (no limit).
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from geocode.deadline import current, passed
 from lmr.errors import ConfigError
 
 PUBLIC_NOMINATIM_HOSTS = frozenset({"nominatim.openstreetmap.org"})
@@ -68,6 +70,9 @@ class SharedRateLimit:
             except ValueError:
                 last = 0.0
             wait = last + self.min_delay_seconds - self._clock()
+            deadline = current()
+            if wait > 0 and deadline is not None and wait >= deadline.left():
+                raise passed("the shared rate limit's next request slot")  # the turn stays free for others
             if wait > 0:
                 self.waited += wait
                 self._sleep(min(wait, self.min_delay_seconds))

@@ -3,7 +3,9 @@
 ``Resolver.resolve(mentions, post, context)`` returns one :class:`Resolution` or
 :class:`Unresolved` per mention, in order. A backend outage never raises: the
 affected mentions come back ``Unresolved(reason="backend_error")`` (or
-``"rate_limited"``) and the stream goes on. Keep one resolver for the life of a
+``"rate_limited"``) and the stream goes on. Under a ``deadline`` no lookup waits past
+it (see :mod:`geocode.deadline`): the mentions it leaves no time for come back
+``Unresolved(reason="deadline")``. Keep one resolver for the life of a
 process: its cache (LRU + SQLite) and rate limiter are shared by every call.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +22,10 @@ from typing import Any
 from geocode.backends import CandidateSource, OfflineGeocoder, RemoteSource, build_geocoder
 from geocode.cache import DEFAULT_BYTES as DEFAULT_CACHE_BYTES
 from geocode.cache import GeoCache
+from geocode.deadline import GeocoderDeadline, passed, within
 from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_post
 from geocode.gazetteer import Gazetteer, haversine_km, open_gazetteer
-from geocode.guard import Guard, GuardConfig
+from geocode.guard import DeadlineTimeout, Guard, GuardConfig
 from geocode.prior import PriorConfig, StreamPrior
 from geocode.ratelimit import SharedRateLimit, check_public_nominatim
 from geocode.text import is_storm_name
@@ -35,6 +39,7 @@ from geocode.types import (
     UnresolvedReason,
     place_type,
 )
+from lmr.deadline import Deadline
 from lmr.errors import ConfigError, GeocoderError, GeocoderRateLimited
 from lmr.lru import Memo
 from lmr.names import is_upper_code, norm
@@ -155,13 +160,15 @@ class Resolver:
         context: GeoContext | None = None,
         *,
         stream: str = "",
+        deadline: Deadline | None = None,
     ) -> list[Result]:
         """One Resolution or Unresolved per mention, in order.
 
         ``post`` is the post's text (a mapping with a ``"text"`` key, such as a worker event, also works);
-        ``stream`` keys the stream prior (an input topic or event), when the resolver has one.
+        ``stream`` keys the stream prior (an input topic or event), when the resolver has one. Mentions
+        not looked up by ``deadline`` come back ``Unresolved(reason="deadline")``.
         """
-        d = self._decide(mentions, post, context, stream)
+        d = self._decide(mentions, post, context, stream, deadline)
         results: list[Result] = []
         for i, ch in enumerate(d.choices):
             start, end = d.spans[i]
@@ -206,7 +213,12 @@ class Resolver:
         return out
 
     def _decide(
-        self, mentions: Sequence[MentionLike], post: str | Mapping[str, Any], context: GeoContext | None, stream: str
+        self,
+        mentions: Sequence[MentionLike],
+        post: str | Mapping[str, Any],
+        context: GeoContext | None,
+        stream: str,
+        deadline: Deadline | None = None,
     ) -> _Decision:
         if isinstance(post, Mapping):
             post = str(post.get("text") or "")
@@ -218,12 +230,11 @@ class Resolver:
         backends: list[str] = []
         errors: dict[int, Unresolved] = {}
         for i, text in enumerate(texts):
-            found, backend, error = self._candidates_or_fallback(text, ctx)
+            found, backend, error = self._candidates_or_fallback(text, ctx, deadline)
             cands.append(found)
             backends.append(backend)
             if error is not None:
-                reason: UnresolvedReason = "rate_limited" if isinstance(error, GeocoderRateLimited) else "backend_error"
-                errors[i] = Unresolved(text, spans[i][0], spans[i][1], reason, error.problem)
+                errors[i] = Unresolved(text, spans[i][0], spans[i][1], _reason(error), error.problem)
         extra: list[ContextPlace] = []
         if self.options.scan_post and self._context_gazetteer is not None and post:
             extra = scan_post(post, spans, self._context_lookup)
@@ -235,10 +246,15 @@ class Resolver:
         return _Decision(texts, spans, types, choices, errors, backends)
 
     def _candidates_or_fallback(
-        self, text: str, ctx: GeoContext | None
+        self, text: str, ctx: GeoContext | None, deadline: Deadline | None = None
     ) -> tuple[list[Candidate], str, GeocoderError | None]:
+        if deadline is not None and deadline.expired:
+            return [], self.source.name, passed("this mention was looked up")
         try:
-            return self.candidates(text, ctx), self.source.name, None
+            with within(deadline):
+                return self.candidates(text, ctx), self.source.name, None
+        except GeocoderDeadline as exc:
+            return [], self.source.name, exc  # out of time: no fallback either
         except GeocoderError as exc:
             if self.fallback is None:
                 return [], self.source.name, exc
@@ -306,13 +322,12 @@ class Resolver:
             return results
         chosen = [ch.candidates[ch.best] if isinstance(r, Resolution) and ch.best is not None else None
                   for r, ch in zip(results, choices, strict=True)]  # fmt: skip
+        per_country = Counter(c.country_code for c in chosen if c is not None)  # backed: another place, same country
         out: list[Result] = []
-        for i, r in enumerate(results):
-            c = chosen[i]
+        for r, c in zip(results, chosen, strict=True):
             if (
                 c is not None and c.kind in ("city", "admin2") and c.population < self.options.stranger_max_population
-                and prior.affinity(stream, c) == 0.0
-                and not any(o is not None and j != i and o.country_code == c.country_code for j, o in enumerate(chosen))
+                and prior.affinity(stream, c) == 0.0 and per_country[c.country_code] < 2
             ):  # fmt: skip
                 out.append(Unresolved(r.text, r.start, r.end, "no_candidate", "a namesake far from the stream"))
                 continue
@@ -368,6 +383,12 @@ class Resolver:
         self.cache.close()
 
 
+def _reason(error: GeocoderError) -> UnresolvedReason:
+    if isinstance(error, GeocoderDeadline):
+        return "deadline"
+    return "rate_limited" if isinstance(error, GeocoderRateLimited) else "backend_error"
+
+
 def build_resolver(
     backend: str = "offline",
     *,
@@ -415,7 +436,7 @@ def build_resolver(
         # Nominatim's public usage policy: at most 1 request per second. Self-hosted: as given.
         min_delay_seconds = 1.0
     check_public_nominatim(name, url, min_delay_seconds)
-    func: Any = geocoder.geocode
+    func: Any = DeadlineTimeout(geocoder.geocode, geocoder.timeout)
     if rate_limit_file is not None:
         func = SharedRateLimit(func, rate_limit_file, min_delay_seconds=min_delay_seconds)
         min_delay_seconds = 0.0  # the shared file spaces the calls

@@ -10,8 +10,8 @@ from lmr.place_types import COARSE_OF
 from lmr.place_types import PLACE_TYPES as PLACE_TYPES  # re-exported: geocode's callers import them here
 from lmr.place_types import PlaceType as PlaceType
 
-UnresolvedReason = Literal["no_candidate", "ambiguous", "backend_error", "rate_limited"]
-REASONS: tuple[str, ...] = ("no_candidate", "ambiguous", "backend_error", "rate_limited")
+UnresolvedReason = Literal["no_candidate", "ambiguous", "backend_error", "rate_limited", "deadline"]
+REASONS: tuple[str, ...] = ("no_candidate", "ambiguous", "backend_error", "rate_limited", "deadline")
 
 #: Words a mention's ``label`` may carry for each coarse place type: the types, IDRISI's fine types, synonyms.
 _TYPE_WORDS: dict[str, PlaceType] = {

@@ -66,6 +66,7 @@ class FakeNominatim:
     def __init__(self) -> None:
         self.bodies = _bodies()
         self.mode = "ok"  # ok | 429 | 503 | slow
+        self.slow_s = 1.0  # how long a slow answer takes
         self.fail_times = 0  # fail this many requests, then answer normally
         self.requests: list[dict[str, list[str]]] = []
         self.lock = threading.Lock()
@@ -85,7 +86,7 @@ class FakeNominatim:
                     elif outer.fail_times == 0 and mode != "ok" and outer._recover:
                         mode = "ok"
                 if mode == "slow":
-                    time.sleep(1.0)
+                    time.sleep(outer.slow_s)
                 if mode in ("429", "503"):
                     # No Retry-After header: urllib3 would otherwise retry below geopy, unseen by the Guard.
                     self.send_response(int(mode))
