@@ -17,6 +17,7 @@ longer than the encoder's input (the encoder reads its first pieces only).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections.abc import Sequence
@@ -111,7 +112,13 @@ def make_chunks(
 
 
 def merge_mentions(found: Sequence[tuple[Chunk, Mention]]) -> list[Mention]:
-    """Merge mentions from overlapping windows into one flat, non-overlapping, sorted list."""
+    """Merge mentions from overlapping windows into one flat, non-overlapping, sorted list.
+
+    Best first (away from a window edge, then the higher score, then the earlier), a mention is kept
+    unless it overlaps one already kept. The kept spans never overlap, so in text order their ends
+    rise too: one binary search finds the only kept span that can overlap a new one (the last that
+    starts before it ends), O(n log n) in all (spans are non-empty, ``start < end``, as the model's are).
+    """
     best: dict[tuple[int, int], tuple[bool, Mention]] = {}
     for chunk, m in found:
         edge = chunk.at_edge(m)
@@ -120,11 +127,15 @@ def merge_mentions(found: Sequence[tuple[Chunk, Mention]]) -> list[Mention]:
         if old is None or (old[0], -old[1].score) > (edge, -m.score):
             best[key] = (edge, m)
     ranked = sorted(best.values(), key=lambda em: (em[0], -em[1].score, em[1].start))
-    kept: list[Mention] = []
+    kept: list[Mention] = []  # in text order
+    starts: list[int] = []
     for _edge, m in ranked:
-        if all(m.end <= k.start or k.end <= m.start for k in kept):
-            kept.append(m)
-    return sorted(kept, key=lambda m: m.start)
+        i = bisect.bisect_left(starts, m.end)  # kept[:i] start before m ends
+        if i > 0 and kept[i - 1].end > m.start:
+            continue
+        kept.insert(i, m)
+        starts.insert(i, m.start)
+    return kept
 
 
 @dataclass
