@@ -249,7 +249,7 @@ def test_a_failure_building_one_event_dead_letters_only_that_message(tiny_model:
     """A stage failing on one post (here a geocoder raising on a marker) is isolated: reason internal_error."""
 
     class Geo:
-        def resolve(self, mentions: Any, post: dict[str, Any], text: str) -> list[Any]:
+        def resolve(self, mentions: Any, post: dict[str, Any], text: str, deadline: Any = None) -> list[Any]:
             if "BOOM" in text:
                 raise KeyError("simulated bug")
             return [None] * len(mentions)

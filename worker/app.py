@@ -9,9 +9,11 @@ records, never losses; records of partitions given back are kept); nothing runs 
 kafka-python's network thread. While a
 batch is held (broker not acknowledging, model failing) the worker keeps polling
 with its partitions paused, so ``max.poll.interval.ms`` only has to cover one
-model pass over a batch. When the model fails on posts and on a canary post, the
-batch is held (not ready, nothing committed), a fresh reload is rolled back, and
-the batch is retried with backoff. On SIGTERM/SIGINT the worker stops polling,
+model pass over a batch; each batch has a deadline well inside it
+(``WorkerSettings.batch_deadline_s``): geocoding ends by then (the rest: geo null,
+reason deadline) and polls the same way between posts. When the model fails on
+posts and on a canary post, the batch is held (not ready, nothing committed), a
+fresh reload is rolled back, and the batch is retried with backoff. On SIGTERM/SIGINT the worker stops polling,
 finishes the batch in hand, commits, leaves the group and returns 0, or 3 when
 the batch could not be delivered or committed before ``--shutdown-timeout-s``
 (it will be redone); the process ends within that timeout in every state. A
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from lmr.deadline import Deadline
 from lmr.model.dedup import TextCache
 from worker.checkpoint import Checkpoint
 from worker.extract import ExtractStage
@@ -290,7 +293,8 @@ class Worker:
             self.health.batch_started(limit_s)
             t0 = time.perf_counter()
             try:
-                result = self.pipeline.process(self.checkpoint.messages)
+                deadline = Deadline.after(self.settings.batch_deadline_s)
+                result = self.pipeline.process(self.checkpoint.messages, deadline=deadline, idle=self._idle)
             except ModelFailing as exc:
                 self.health.batch_ended()
                 self.model_failing = str(exc)
@@ -309,11 +313,12 @@ class Worker:
             finally:
                 self.health.batch_ended()
             took = time.perf_counter() - t0
-            if took > limit_s / 2:
+            if took > self.settings.batch_deadline_s:
                 log.warning(
-                    "one batch took %.0fs, over half of --max-poll-interval-ms (%.0fs): Kafka would give the "
-                    "partitions away past it; raise --max-poll-interval-ms or lower --batch-size/--max-chunks",
+                    "one batch took %.0fs, past its deadline (%.0fs) in the model alone: Kafka gives the partitions "
+                    "away past --max-poll-interval-ms (%.0fs); raise it or lower --batch-size/--max-chunks",
                     took,
+                    self.settings.batch_deadline_s,
                     limit_s,
                 )
             if self.model_failing is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from lmr.language import script_of
 from lmr.mentions import Mention
+from worker.geocode_stage import Geo, location
 from worker.parse import EVENT_TOO_LARGE, Message, Post, Rejected
 
 SCHEMA_VERSION = 1
@@ -58,7 +59,7 @@ def now_iso() -> str:
 def build_event(
     post: Post,
     mentions: list[Mention],
-    geo: list[dict[str, Any] | None],
+    geo: list[Geo],
     *,
     model_id: str,
     runtime: str | None = None,
@@ -72,7 +73,7 @@ def build_event(
     ``latin``, ``other`` or ``none``), which for IDRISI's two languages is the post's language.
     """
     m = post.message
-    locations = [{**mention.to_dict(), "geo": g} for mention, g in zip(mentions, geo, strict=True)]
+    locations = [location(mention, g) for mention, g in zip(mentions, geo, strict=True)]
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "model": model_id,

@@ -9,14 +9,22 @@ ones. The prior is keyed by the post's ``event`` field when it has one (several
 events on one topic), else one key for the stream; ``reset_prior()`` forgets it.
 A mention's ``label``, when a typed recognizer sets one (``city``, ``country``, ...),
 is passed on to the resolver, which prefers candidates of that kind.
+
+A geocoder never holds a batch past its deadline (see :mod:`worker.pipeline`): a
+mention it did not resolve in time, or one of a post the geocoder failed on, gets
+``"geo": null`` with the reason in ``"geo_skipped"`` (one of :data:`SKIP_REASONS`).
+Without a geocoder ``geo`` is null with no reason.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lmr.deadline import Deadline
 from lmr.errors import ConfigError
 from lmr.mentions import Mention
 
@@ -28,11 +36,36 @@ log = logging.getLogger(__name__)
 #: The post field that keys the stream prior, when present (else one key for the whole stream).
 EVENT_FIELD = "event"
 
+#: Why a location's ``geo`` is null although a geocoder is configured (its ``geo_skipped``).
+DEADLINE = "deadline"  # the batch deadline passed before the mention was resolved
+GEOCODER_ERROR = "geocoder_error"  # the geocoder failed on the post (logged)
+SKIP_REASONS = (DEADLINE, GEOCODER_ERROR)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """``geo: null`` for a reason, one of :data:`SKIP_REASONS`."""
+
+    reason: str
+
+
+#: What the stage gives one mention: the geocoder's answer as a dict, null for a reason, or null (no geocoder).
+Geo = dict[str, Any] | Skipped | None
+
+
+def location(mention: Mention, geo: Geo) -> dict[str, Any]:
+    """A mention with its ``geo`` as an event's location (``geo_skipped`` only when null for a reason)."""
+    if isinstance(geo, Skipped):
+        return {**mention.to_dict(), "geo": None, "geo_skipped": geo.reason}
+    return {**mention.to_dict(), "geo": geo}
+
 
 class GeoStage(Protocol):
-    """Resolves the mentions of one post; returns one ``geo`` dict (or None) per mention."""
+    """Resolves the mentions of one post by ``deadline`` (when given); returns one :data:`Geo` per mention."""
 
-    def resolve(self, mentions: Sequence[Mention], post: dict[str, Any], text: str) -> list[dict[str, Any] | None]: ...
+    def resolve(
+        self, mentions: Sequence[Mention], post: dict[str, Any], text: str, deadline: Deadline | None = None
+    ) -> list[Geo]: ...
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -40,7 +73,9 @@ class GeoStage(Protocol):
 class NoGeocoder:
     """The stage when no geocoder is configured: ``geo`` stays null."""
 
-    def resolve(self, mentions: Sequence[Mention], post: dict[str, Any], text: str) -> list[dict[str, Any] | None]:
+    def resolve(
+        self, mentions: Sequence[Mention], post: dict[str, Any], text: str, deadline: Deadline | None = None
+    ) -> list[Geo]:
         return [None] * len(mentions)
 
     def stats(self) -> dict[str, Any]:
@@ -54,21 +89,38 @@ class ResolverStage:
         self.resolver = resolver
         self.event_field = event_field
         self.failures = 0
+        self.skipped: Counter[str] = Counter()  # mentions left null, by reason
 
     def stream_key(self, post: dict[str, Any]) -> str:
         value = post.get(self.event_field)
         return value if isinstance(value, str) else ""
 
-    def resolve(self, mentions: Sequence[Mention], post: dict[str, Any], text: str) -> list[dict[str, Any] | None]:
+    def resolve(
+        self, mentions: Sequence[Mention], post: dict[str, Any], text: str, deadline: Deadline | None = None
+    ) -> list[Geo]:
         if not mentions:
             return []
+        if deadline is not None and deadline.expired:
+            return self._skip(DEADLINE, len(mentions))
         try:
-            results = self.resolver.resolve(list(mentions), text, stream=self.stream_key(post))
+            results = self.resolver.resolve(list(mentions), text, stream=self.stream_key(post), deadline=deadline)
         except Exception as exc:  # the geocoder must never drop a post
             self.failures += 1
             log.warning("geocoder failed for a post (geo left null): %s", exc)
-            return [None] * len(mentions)
-        return [r.to_dict() for r in results]
+            return self._skip(GEOCODER_ERROR, len(mentions))
+        out: list[Geo] = []
+        for r in results:
+            d = r.to_dict()
+            if d.get("reason") == DEADLINE:  # the resolver ran out of time for this mention
+                self.skipped[DEADLINE] += 1
+                out.append(Skipped(DEADLINE))
+            else:
+                out.append(d)
+        return out
+
+    def _skip(self, reason: str, n: int) -> list[Geo]:
+        self.skipped[reason] += n
+        return [Skipped(reason)] * n
 
     def reset_prior(self, key: str | None = None) -> None:
         """Forget the stream prior of one event key, or all of it (e.g. when a new disaster starts)."""
@@ -76,7 +128,7 @@ class ResolverStage:
             self.resolver.prior.reset(key)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.resolver.stats(), "failures": self.failures}
+        return {**self.resolver.stats(), "failures": self.failures, "skipped": dict(self.skipped)}
 
 
 def build_geo_stage(

@@ -14,20 +14,28 @@ what fails again is dead-lettered. If the canary fails, the model, not the
 input, is broken: :class:`ModelFailing` is raised and nothing of
 the batch is dead-lettered (the worker keeps the batch, reports not ready,
 rolls back a fresh reload, and retries).
+
+A batch may have a ``deadline``: extraction runs first, then the posts are geocoded
+in order while time is left; the mentions not resolved by then get ``geo: null``
+with ``geo_skipped: "deadline"`` (:mod:`worker.geocode_stage`), so a slow geocoder
+never holds a batch past its deadline. Between posts, ``idle`` (the worker's
+keepalive poll) runs at most every :data:`KEEPALIVE_S`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmr.deadline import Deadline
 from lmr.errors import DataError, ModelError
 from lmr.words import split_words
 from worker.events import OutRecord, build_event, dlq_record, event_record
 from worker.extract import Extracted, Extraction, ExtractorLike, ExtractStage
-from worker.geocode_stage import GeoStage, NoGeocoder
+from worker.geocode_stage import DEADLINE, Geo, GeoStage, NoGeocoder, Skipped
 from worker.parse import INTERNAL_ERROR, MODEL_ERROR, Message, Post, Rejected, parse_message
 from worker.reload import ModelManager
 from worker.settings import default
@@ -39,6 +47,7 @@ ErrorCallback = Callable[[BaseException, Message, logging.Logger], bool]
 
 
 CANARY_TEXT = "Flooding reported in Houston, Texas tonight"
+KEEPALIVE_S = 1.0  # while geocoding a batch, the longest time between two ``idle`` calls (a post's time aside)
 
 
 class ModelFailing(ModelError):
@@ -64,6 +73,7 @@ class BatchResult:
     dlq_reasons: list[str] = field(default_factory=list)
     mentions: int = 0
     truncated: int = 0
+    late: int = 0  # mentions left geo null because the batch deadline passed
     inference_s: float = 0.0
     model_id: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -136,13 +146,20 @@ class Pipeline:
                 results[i] = again.results[0]
         return Extraction(results, spent)
 
-    def process(self, messages: Sequence[Message]) -> BatchResult:
+    def process(
+        self,
+        messages: Sequence[Message],
+        *,
+        deadline: Deadline | None = None,
+        idle: Callable[[], None] | None = None,
+    ) -> BatchResult:
         """Records for ``messages``, outputs in input order.
 
         Every message ends as exactly one event or one dead letter: a failure on one message (bad
         content, the model failing on that post, an event that cannot be built) is isolated to that
         message and dead-lettered with a reason. Raises :class:`ModelFailing` when the model is broken
         and :class:`ProcessingError` when an error callback declines a failure; never for a message's content.
+        Geocoding ends by ``deadline``; ``idle`` runs between posts (see the module docstring).
         """
         result = BatchResult(messages=len(messages))
         extractor = self.models.current
@@ -167,14 +184,38 @@ class Pipeline:
                 "the worker holds the batch (not ready, nothing committed) and retries; "
                 "check the device (CUDA out of memory?) or publish a working version.",
             ) from first
-        for post, ex in zip(posts, extraction.results, strict=True):
+        self._build(posts, extraction.results, extractor, result, deadline, idle)
+        if result.late:
+            log.warning(
+                "the batch deadline passed while geocoding: %d mentions of this batch left geo null "
+                "(geo_skipped: deadline)",
+                result.late,
+            )
+        return result
+
+    def _build(
+        self,
+        posts: list[Post],
+        extracted: list[Extracted | BaseException],
+        extractor: ExtractorLike,
+        result: BatchResult,
+        deadline: Deadline | None,
+        idle: Callable[[], None] | None,
+    ) -> None:
+        """Geocode each extracted post by ``deadline`` and build its event (or its dead letter) into ``result``."""
+        last_idle = time.monotonic()
+        for post, ex in zip(posts, extracted, strict=True):
+            if idle is not None and time.monotonic() - last_idle >= KEEPALIVE_S:
+                idle()
+                last_idle = time.monotonic()
             if not isinstance(ex, Extracted):
                 err = ModelError(f"model {extractor.model_id} failed on this post: {ex}")
                 err.__cause__ = ex
                 self._reject(Rejected(post.message, MODEL_ERROR, str(err), err), result)
                 continue
             try:
-                event, record = self._event(post, ex, extractor)
+                geo = self.geo.resolve(ex.mentions, post.fields, post.text, deadline)
+                event, record = self._event(post, ex, geo, extractor)
             except Exception as exc:  # a bug, not the input's fault: isolate it, keep the stream moving
                 log.exception("building the event failed for %s", _where(post.message))
                 self._reject(Rejected(post.message, INTERNAL_ERROR, _internal(exc), exc), result)
@@ -182,10 +223,10 @@ class Pipeline:
             result.outputs.append(record)
             result.mentions += len(ex.mentions)
             result.scripts.append((event["lmr"]["script"], len(ex.mentions)))
+            result.late += sum(isinstance(g, Skipped) and g.reason == DEADLINE for g in geo)
             result.truncated += int(ex.truncated)
             if self.options.keep_events:
                 result.events.append(event)
-        return result
 
     def _parse(self, m: Message) -> Post | Rejected:
         o = self.options
@@ -195,8 +236,7 @@ class Pipeline:
             log.exception("parsing failed for %s", _where(m))
             return Rejected(m, INTERNAL_ERROR, _internal(exc), exc)
 
-    def _event(self, post: Post, ex: Extracted, extractor: Any) -> tuple[dict[str, Any], OutRecord]:
-        geo = self.geo.resolve(ex.mentions, post.fields, post.text)
+    def _event(self, post: Post, ex: Extracted, geo: list[Geo], extractor: Any) -> tuple[dict[str, Any], OutRecord]:
         event = build_event(
             post,
             ex.mentions,

@@ -22,6 +22,10 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 SASL_PASSWORD_ENV = "LMR_SASL_PASSWORD"
 SSL_KEY_PASSWORD_ENV = "LMR_SSL_KEY_PASSWORD"
+#: A batch's deadline as a share of --max-poll-interval-ms: extraction runs first, geocoding gets what is left
+#: of it (the rest of the batch's mentions: geo null, reason deadline); the other half covers delivery and
+#: commit, which poll while they wait (docs/worker.md, "Batch deadline").
+BATCH_DEADLINE_SHARE = 0.5
 
 
 def parse_file_url(value: str, flag: str) -> Path:
@@ -282,6 +286,11 @@ class WorkerSettings:
     @property
     def file_mode(self) -> bool:
         return self.source is not None
+
+    @property
+    def batch_deadline_s(self) -> float:
+        """Seconds one batch may spend in the pipeline (extraction, then geocoding): see BATCH_DEADLINE_SHARE."""
+        return self.kafka.max_poll_interval_ms / 1000 * BATCH_DEADLINE_SHARE
 
     @property
     def source_path(self) -> Path | None:
