@@ -2,7 +2,10 @@
 
 import itertools
 import json
+import os
 import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -116,6 +119,28 @@ def test_publish_is_atomic_and_versions_increment(tiny_model: Path, tmp_path: Pa
         registry.publish(tmp_path / "reg", "tiny", boom, labels=["location"], threshold=0.4)
     assert registry.read_latest(m) == "v2"
     assert not any(p.name.startswith(".v3") for p in m.iterdir()), "a failed publish leaves nothing behind"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_publish_gives_files_the_umask_permissions(tmp_path: Path, umask: int) -> None:
+    """Owner-only temporary files must not leak into a registry that workers of another UID read."""
+
+    def write(d: Path) -> None:
+        fd, tmp = tempfile.mkstemp(dir=d)  # 0600, as safetensors and calibration files come out
+        os.close(fd)
+        os.replace(tmp, d / "model.safetensors")
+        (d / "sub").mkdir(mode=0o700)
+        (d / "sub" / "x.json").write_text("{}")
+
+    old = os.umask(umask)
+    try:
+        out = registry.publish(tmp_path / "reg", "m", write, labels=["location"], threshold=0.4)
+    finally:
+        os.umask(old)
+    paths = [out, out / "sub", *out.rglob("*"), out.parent / registry.LATEST]
+    for path in paths:
+        want = (0o777 if path.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(path.stat().st_mode) == want, (path, oct(path.stat().st_mode))
 
 
 def test_cli_evaluate_and_predict(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:

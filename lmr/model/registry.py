@@ -139,12 +139,25 @@ def publish(
     try:
         write(tmp)
         write_manifest(tmp, labels, threshold, {"name": name, "version": version, **(extra or {})})
+        share(tmp)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     set_latest(model_dir, version)
     return final
+
+
+def share(tree: Path) -> None:
+    """Give ``tree`` the permissions of files made under the umask (temporary files are owner-only).
+
+    A registry is written by the trainer and read by workers that may run as another user (a
+    container's UID): a published version is as readable as any other file its publisher creates.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tree, *tree.rglob("*")):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def set_latest(model_dir: Path, version: str) -> None:
@@ -154,6 +167,7 @@ def set_latest(model_dir: Path, version: str) -> None:
         f.write(version + "\n")
         f.flush()
         os.fsync(f.fileno())
+    share(Path(tmp))
     os.replace(tmp, model_dir / LATEST)
 
 
