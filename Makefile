@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" on machines where PyPI torch is CUDA
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup browser idrisi demo test lint docs results bench-quality bench-speed bench-worker clean
+.PHONY: setup browser idrisi demo test lint docs results images bench-quality bench-speed bench-worker clean
 
 $(BIN)/lmr-worker: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,12 @@ docs: setup  ## serve the user guide on http://127.0.0.1:8000 (make test builds 
 
 results: setup  ## render docs/results.md and the README's headline table from results/*.json
 	$(BIN)/python -m lmr.results render
+
+# Both images with docker or podman (docker/images.sh): from Docker Hub and the PyTorch CPU index where
+# they answer, else from a Debian base built here and this machine's pip sources. tests/test_images.py
+# runs them when built (it skips otherwise). IMAGES="worker" builds one.
+images:  ## build lmr-worker and lmr-trainer (docker/README.md)
+	docker/images.sh $(IMAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

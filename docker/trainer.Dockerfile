@@ -16,8 +16,14 @@
 #   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126
 # (if that index has torch 2.13.0) and change both FROM lines to the matching nvidia/cuda 12.x tag.
 
+# Without registry access: docker/images.sh (`make images`) builds a CPU variant on a Debian
+# python3.11 base (BASE_IMAGE, TORCH_INDEX_URL and the PIP_* sources as build arguments).
+
+# Builder and runtime share one base: the venv links that base's python.
+ARG BASE_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
+
 # ---- builder: a venv with CUDA torch and lmr; nothing from this stage but /opt/venv ships ----
-FROM nvidia/cuda:13.0.0-base-ubuntu24.04 AS builder
+FROM ${BASE_IMAGE} AS builder
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -37,6 +43,11 @@ ENV PATH=/opt/venv/bin:$PATH
 
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://pypi.org/simple
+# Other package sources, read by pip from the environment (unset unless given); see worker.Dockerfile.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /src
@@ -50,7 +61,7 @@ RUN pip install --no-cache-dir '.[train]' \
     && python -c "import torch, trainer.cli; assert torch.__version__.split('+')[0] == '${TORCH_VERSION}', torch.__version__"
 
 # ---- runtime: the CUDA base, Python, the venv, a non-root user ----
-FROM nvidia/cuda:13.0.0-base-ubuntu24.04 AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 ENV DEBIAN_FRONTEND=noninteractive
 # Same reason as above for not pinning apt versions.

@@ -4,10 +4,15 @@
 # Run (model registry mounted read-only, metrics/health on 9108):
 #   docker run --rm -v "$PWD/registry:/models:ro" -p 127.0.0.1:9108:9108 \
 #     -e LMR_BOOTSTRAP_SERVERS=HOST:PORT lmr-worker:0.1.0 run --model /models/lmr-location
+# Without registry access: docker/images.sh (`make images`) builds a Debian python3.11 base and
+# passes it as BASE_IMAGE, and the machine's own package sources as PIP_* build arguments.
 # See docker/README.md for compose, scaling and what was validated.
 
+# Builder and runtime share one base: the venv links that base's python.
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm
+
 # ---- builder: a venv with CPU torch and lmr; nothing from this stage but /opt/venv ships ----
-FROM python:3.11.13-slim-bookworm AS builder
+FROM ${BASE_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -20,6 +25,13 @@ ENV PATH=/opt/venv/bin:$PATH
 # Every other dependency has a manylinux wheel for CPython 3.11, so no compiler is needed.
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Other package sources, read by pip from the environment (unset unless given): a local index or wheel
+# folder, e.g. --build-arg PIP_FIND_LINKS=/opt/wheels with that folder mounted into the build, and the
+# CA bundle of a TLS-inspecting proxy (PIP_CERT).
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /src
@@ -33,7 +45,7 @@ RUN pip install --no-cache-dir '.[worker]' \
     && python -c "import torch, worker.cli; assert torch.__version__.split('+')[0] == '${TORCH_VERSION}', torch.__version__"
 
 # ---- runtime: slim Python, the venv, a non-root user ----
-FROM python:3.11.13-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 ARG LMR_UID=10001
 ARG LMR_GID=10001

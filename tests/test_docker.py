@@ -45,7 +45,10 @@ class Stage:
 
 
 def parse_dockerfile(path: Path) -> tuple[dict[str, str], list[Stage]]:
-    """(global ARG defaults, stages): continuation lines joined, comments and parser directives dropped."""
+    """(global ARG defaults, stages): continuation lines joined, comments and parser directives dropped.
+
+    A stage's image is its FROM line with the global ARG defaults substituted.
+    """
     logical: list[str] = []
     buf = ""
     for raw in path.read_text(encoding="utf-8").splitlines():
@@ -68,7 +71,8 @@ def parse_dockerfile(path: Path) -> tuple[dict[str, str], list[Stage]]:
         if keyword == "FROM":
             parts = [p for p in rest.split() if not p.startswith("--")]
             name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
-            stages.append(Stage(parts[0], name))
+            # FROM ${BASE_IMAGE}: the default of the global ARG, as a build without --build-arg sees it.
+            stages.append(Stage(expand(parts[0], global_args), name))
         elif not stages:
             assert keyword == "ARG", f"{path.name}: {keyword} before the first FROM"
             key, _, value = rest.partition("=")
