@@ -61,8 +61,13 @@ pick_engine() {
     fi
   fi
   if [ "$ENGINE" = podman ]; then
-    # runc, netavark (networks with DNS for compose), catatonit (podman's init and pause image)
-    command -v podman >/dev/null 2>&1 || need_packages podman runc netavark aardvark-dns catatonit
+    # runc; netavark with iptables and aardvark-dns (networks with DNS for compose); catatonit
+    # (podman's init and pause image). Checked one by one: apt calls them recommendations only.
+    if command -v dpkg-query >/dev/null 2>&1; then
+      need_packages podman runc netavark aardvark-dns iptables catatonit
+    else
+      command -v podman >/dev/null 2>&1 || die "no podman: install podman and runc, or set LMR_ENGINE=docker"
+    fi
     export CONTAINERS_CONF=${CONTAINERS_CONF:-$REPO/docker/podman-containers.conf}
   fi
   command -v "$ENGINE" >/dev/null 2>&1 || die "no $ENGINE: install it, or set LMR_ENGINE"
