@@ -50,6 +50,7 @@ EXIT_FAILED = 1
 EXIT_UNSENT = 3  # stopped while a batch was not acknowledged or committed; it will be redone
 IDLE_POLL_S = 1.0  # longest single poll; the stop flag, health and model reload are checked between polls
 CLOSE_SHARE = 0.2  # share of --shutdown-timeout-s kept for closing the clients after the drain
+JOIN_S = 5.0  # longest wait for a thread of the worker's own (signal watcher) to end once told to
 LIVE_EVENT_S = 3_600  # only record timestamps younger than this measure latency (archived replays do not)
 
 
@@ -233,6 +234,8 @@ class Worker:
             self.sink.close()
         if self.server is not None:
             self.server.stop()
+        if self.pipeline is not None:
+            self.pipeline.models.close(left)
 
     # -- while a batch is held ---------------------------------------------------
 
@@ -405,11 +408,13 @@ class Worker:
         in_main = threading.current_thread() is threading.main_thread()
         old: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
         old_fd, pipe = -1, (-1, -1)
+        watcher: threading.Thread | None = None
         if in_main:
             pipe = os.pipe()
             os.set_blocking(pipe[1], False)
             old_fd = signal.set_wakeup_fd(pipe[1])
-            threading.Thread(target=self._watch_signals, args=(pipe[0],), name="lmr-signals", daemon=True).start()
+            watcher = threading.Thread(target=self._watch_signals, args=(pipe[0],), name="lmr-signals", daemon=True)
+            watcher.start()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 old[sig] = signal.signal(sig, lambda _signum, _frame: None)  # handled by _watch_signals
         try:
@@ -425,6 +430,11 @@ class Worker:
             if in_main:
                 signal.set_wakeup_fd(old_fd)
                 os.close(pipe[1])  # the watcher reads EOF and ends
+            if watcher is not None:
+                # Wait for it: a thread ending after run() returned drops its reference to this worker (its
+                # target is a bound method) and may free the model's tensors while the interpreter exits,
+                # which aborts the process ("terminate called without an active exception", rc 134).
+                watcher.join(JOIN_S)
 
     def _readiness(self) -> tuple[bool, str]:
         assert self.source is not None and self.sink is not None

@@ -130,6 +130,19 @@ class ModelManager:
         log.info("model hot-reloaded: %s -> %s", old.model_id, ready.model_id)
         return True
 
+    def close(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for a reload still loading in the background (its result is dropped).
+
+        A load thread that ends after the worker stopped would free what it holds (this manager, its
+        models) while the interpreter exits, which can abort the process; this waits for it instead.
+        """
+        loading = self._loading
+        if loading is not None and loading.is_alive():
+            log.info("waiting up to %.0fs for the model reload in progress to end", timeout_s)
+            loading.join(timeout_s)
+            if loading.is_alive():
+                log.warning("the model reload in progress did not end within %.0fs; exiting anyway", timeout_s)
+
     def maybe_swap(self, *, wait: bool = False) -> bool:
         """Check LATEST (rate-limited) and swap in a loaded new version; True when the model changed."""
         if not self.watch:
