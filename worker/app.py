@@ -167,7 +167,9 @@ class Worker:
         s = self.settings
         log.info("worker settings: %s", s.redacted())
         if s.metrics_port:
-            self.server = MetricsServer(self.metrics, self.health, s.metrics_host, s.metrics_port).start()
+            self.server = MetricsServer(
+                self.metrics, self.health, s.metrics_host, s.metrics_port, s.metrics_allowed_hosts
+            ).start()
         models = self._models or ModelManager(s.model, loader=self.loader, check_s=s.reload_check_s)
         self._model_info(models)
         geo = self._geo or build_geo_stage(

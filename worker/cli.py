@@ -272,6 +272,13 @@ def kafka_options(f: Any) -> Any:
     help="Address for the metrics server (0.0.0.0 in containers).",
 )
 @option(
+    "--metrics-allowed-host",
+    "metrics_allowed_hosts",
+    multiple=True,
+    help="Also answer requests for this Host name (repeatable; * = any). IP addresses, localhost and "
+    "--metrics-host are always answered; other names get 403 (DNS rebinding guard).",
+)
+@option(
     "--shutdown-timeout-s",
     type=float,
     default=_d("shutdown_timeout_s"),

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -21,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from lmr.lru import NAMES, held
 from lmr.model.dedup import TextCache
+from worker.httpd import BoundedHTTPServer, GuardedHandler
 from worker.parse import INTERNAL_ERROR, REASONS
 from worker.status import MapCache, RecentPlaces, page_html, status
 
@@ -305,22 +304,27 @@ class Health:
 
 
 class MetricsServer:
-    """A small threaded HTTP server: ``/metrics``, ``/healthz``, ``/readyz``, and the status page ``/``."""
+    """``/metrics``, ``/healthz``, ``/readyz`` and the status page ``/`` on a :class:`worker.httpd.BoundedHTTPServer`
+    (bounded threads and connections, socket timeouts, a Host allow-list)."""
 
-    def __init__(self, metrics: Metrics, health: Health, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        health: Health,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allowed_hosts: Sequence[str] = (),
+    ) -> None:
         self.metrics, self.health = metrics, health
         self.map = MapCache(metrics.recent)
-        handler = self._handler()
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
+        self.server = BoundedHTTPServer((host, port), self._handler(), allowed_hosts=allowed_hosts)
         self.port = int(self.server.server_address[1])
         self.host = host
-        self._thread = threading.Thread(target=self.server.serve_forever, name="lmr-metrics", daemon=True)
 
-    def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
+    def _handler(self) -> Callable[..., GuardedHandler]:
         metrics, health, live_map = self.metrics, self.health, self.map
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(GuardedHandler):
             def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
@@ -347,16 +351,12 @@ class MetricsServer:
                 else:
                     self._send(404, b"try /, /metrics, /healthz or /readyz\n")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         return Handler
 
     def start(self) -> MetricsServer:
-        self._thread.start()
+        self.server.start()
         log.info("status page on http://%s:%d/ (also /metrics, /healthz, /readyz)", self.host, self.port)
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()

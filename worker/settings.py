@@ -220,6 +220,7 @@ class WorkerSettings:
     reload_check_s: float = 10.0
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    metrics_allowed_hosts: tuple[str, ...] = ()  # Host names answered beyond IPs, loopback and the bind address
     shutdown_timeout_s: float = 30.0
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 30.0
