@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -99,3 +100,35 @@ def test_a_reload_in_progress_is_waited_for_when_the_worker_closes(tmp_path: Pat
     t0 = time.monotonic()
     models.close(5.0)  # nothing in progress: returns at once
     assert time.monotonic() - t0 < 0.1
+
+
+@pytest.mark.slow
+def test_sigterm_while_waiting_for_an_unreachable_broker_exits_0(tiny_model: Path, tmp_path: Path) -> None:
+    """SIGTERM during the first connect (no broker at the address): nothing was consumed, so the stop is clean
+    (exit 0, the signalled path, within --shutdown-timeout-s), not an error (it exited 1)."""
+    from tests.worker_support import spawn_worker
+    from worker.broker import free_port
+
+    log = tmp_path / "worker.log"
+    args = [
+        "run", "--bootstrap-servers", f"127.0.0.1:{free_port()}", "--model", str(tiny_model),
+        "--retry-backoff-s", "0.2", "--retry-backoff-max-s", "1", "--shutdown-timeout-s", "8",
+    ]  # fmt: skip
+    p = spawn_worker(args, log)
+    try:
+        deadline = time.monotonic() + 240
+        while "loaded from" not in log.read_text() and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.2)
+        assert "loaded from" in log.read_text(), log.read_text()[-3000:]
+        time.sleep(1.5)  # the producer is bootstrapping (kafka-python waits up to 30 s for a broker)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert took < 4.0, f"{took:.1f}s (the watchdog would end it at 8 s with exit 3)"
+    assert "before Kafka could be reached" in text and "nothing consumed, exit 0" in text

@@ -33,6 +33,7 @@ from types import FrameType
 from lmr.deadline import Deadline
 from lmr.model.dedup import TextCache
 from worker.checkpoint import Checkpoint
+from worker.connect import ConnectStopped
 from worker.extract import ExtractStage
 from worker.geocode_stage import GeoStage, build_geo_stage
 from worker.metrics import BatchStats, Health, Metrics, MetricsServer
@@ -422,6 +423,11 @@ class Worker:
         try:
             self._setup()
             return self._loop()
+        except ConnectStopped as exc:
+            if not self.stopping:
+                raise
+            log.info("worker stopped before Kafka could be reached (%s): nothing consumed, exit %d", exc, EXIT_OK)
+            return EXIT_OK
         except ProcessingError as exc:
             log.error("stopping: %s (offsets of the failed batch are not committed)", exc)
             return EXIT_FAILED

@@ -1,10 +1,16 @@
-"""Creating Kafka clients with retries: a worker started before its brokers waits for them."""
+"""Creating Kafka clients with retries: a worker started before its brokers waits for them.
+
+A client's constructor blocks while it bootstraps (kafka-python waits up to 30 s for a broker), so each
+attempt runs on a helper thread and a stop (SIGTERM) ends the wait at once: the worker then stops
+cleanly, having consumed nothing. A client that an abandoned attempt still creates is closed.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lmr.errors import BrokerError
 from worker.retry import Backoff
@@ -12,6 +18,39 @@ from worker.retry import Backoff
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+STOP_CHECK_S = 0.1  # how often a blocked attempt checks whether the worker is stopping
+
+
+class ConnectStopped(BrokerError):
+    """The worker was told to stop before its Kafka client could connect: nothing was consumed."""
+
+
+def _attempt(make: Callable[[], T], stop: threading.Event) -> T:
+    """``make()`` on a helper thread; :class:`ConnectStopped` as soon as ``stop`` is set."""
+    done: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            client = make()
+        except BaseException as exc:  # re-raised on the caller's thread
+            done.append((False, exc))
+            return
+        done.append((True, client))
+        if stop.is_set():  # nobody waits for it any more
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+
+    t = threading.Thread(target=target, name="lmr-connect", daemon=True)
+    t.start()
+    while t.is_alive() and not stop.is_set():
+        t.join(STOP_CHECK_S)
+    if not done:
+        raise ConnectStopped("stopped while connecting to Kafka.", None)
+    ok, value = done[0]
+    if not ok:
+        raise value
+    return value
 
 
 def connect(
@@ -21,14 +60,16 @@ def connect(
     backoff: Backoff,
     errors: tuple[type[BaseException], ...] = (Exception,),
 ) -> T:
-    """``make()`` until it succeeds, waiting per ``backoff``; :class:`BrokerError` once ``backoff.stop`` is set."""
+    """``make()`` until it succeeds, waiting per ``backoff``; :class:`ConnectStopped` once ``backoff.stop`` is set."""
     wait = Backoff(backoff.initial_s, backoff.max_s, backoff.stop)
     while True:
         try:
-            return make()
+            return _attempt(make, backoff.stop)
+        except ConnectStopped:
+            raise
         except errors as exc:
             if backoff.stop.is_set():
-                raise BrokerError(
+                raise ConnectStopped(
                     f"Cannot reach Kafka at {bootstrap}: {exc}.", "check --bootstrap-servers and the broker."
                 ) from exc
             log.warning("Kafka at %s unreachable (%s); retrying in %.1fs", bootstrap, exc, wait.delay)
