@@ -80,7 +80,7 @@ RUN groupadd --system --gid "${LMR_GID}" lmr \
 
 COPY --from=builder /opt/venv /opt/venv
 
-# The trainer may fetch a base model from the Hugging Face Hub (default urchade/gliner_large-v2.1):
+# The trainer may fetch a base model from the Hugging Face Hub (default hf:urchade/gliner_large-v2.1):
 # HF_HOME is a directory the user owns; mount a volume there to keep downloads between runs.
 # Secrets (HF_TOKEN, WANDB_API_KEY) are passed at run time, never baked in.
 ENV PATH=/opt/venv/bin:$PATH \

@@ -136,7 +136,7 @@ def recipe_options(f: Any) -> Any:
     "--base-model",
     default=_d("base_model"),
     show_default=True,
-    help="Hub id, GLiNER directory or REGISTRY/NAME[/VERSION].",
+    help="REGISTRY/NAME[/VERSION], a GLiNER directory, or hf:ORG/NAME (a Hugging Face hub model).",
 )
 @option(
     "--encoder",
@@ -246,7 +246,7 @@ def run_cmd(ctx: click.Context, /, config: str | None, eval_: tuple[str, ...], *
       lmr-trainer run --train idrisi:lmr/train --eval idrisi:lmr/dev --encoder offline
       lmr-trainer run --train 'my/data/*.jsonl' --encoder offline
       # the reference recipe on a GPU (hub access needed)
-      lmr-trainer run --train data/train.jsonl --base-model urchade/gliner_large-v2.1 --preset seed --report-to wandb
+      lmr-trainer run --train data/train.jsonl --base-model hf:urchade/gliner_large-v2.1 --preset seed --report-to wandb
     """
     from click.core import ParameterSource
 

@@ -52,7 +52,7 @@ class TrainSettings:
     eval: list[str] = field(default_factory=list)
     eval_events: list[str] = field(default_factory=list)
     eval_fraction: float = 0.1
-    base_model: str = "urchade/gliner_large-v2.1"
+    base_model: str = "hf:urchade/gliner_large-v2.1"
     encoder: str | None = None
     preset: str | None = None
     fine_types: bool = False

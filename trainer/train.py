@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lmr.errors import ConfigError, ModelError, ModelNotFoundError
+from lmr.errors import ConfigError, ModelError
 from lmr.model import autotune, registry
 from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
 from lmr.model.prior import Lexicon
@@ -121,10 +121,7 @@ def _base_model(s: TrainSettings, train_ex: list[Example]) -> tuple[Any, str, bo
         case = s.case_markers == "on" or (s.case_markers == "auto" and encoder_is_uncased(s.encoder))
         base = f"fresh GLiNER span head on encoder {describe_encoder(s.encoder)}"
         return build_fresh(s.encoder, max_width=width), base, case
-    try:
-        ref = registry.resolve(s.base_model)
-    except ModelNotFoundError:  # not a local model or registry entry: a hub id
-        ref = registry.ModelRef(s.base_model, "hub", s.base_model, "")
+    ref = registry.resolve(s.base_model)  # a hub model only as hf:ORG/NAME
     if ref.kind == "version":
         registry.verify(Path(ref.path))
     prior = ModelSpec.load(Path(ref.path)) if ref.kind != "hub" else ModelSpec()

@@ -144,7 +144,7 @@ def kafka_options(f: Any) -> Any:
 @option(
     "--model",
     default=None,
-    help="REGISTRY/NAME (follows LATEST, hot reload), REGISTRY/NAME/VERSION, or a GLiNER directory.",
+    help="REGISTRY/NAME (follows LATEST, hot reload), REGISTRY/NAME/VERSION, a GLiNER directory, or hf:ORG/NAME.",
 )
 @option(
     "--geocoder",

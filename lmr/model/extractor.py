@@ -91,7 +91,7 @@ def load_gliner(ref: str, *, local_files_only: bool | None = None, map_location:
     if local and not (path / "gliner_config.json").is_file():
         raise ModelNotFoundError(
             f"{path} is not a GLiNER model directory (no gliner_config.json).",
-            "pass a published model (REGISTRY/NAME[/VERSION]), a GLiNER directory, or a hub id.",
+            "pass a published model (REGISTRY/NAME[/VERSION]), a GLiNER directory, or hf:ORG/NAME.",
         )
     if local_files_only is None:
         local_files_only = local or os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -351,7 +351,7 @@ def load_extractor(
     threads: int = 0,
     auto: Any = None,
 ) -> Extractor:
-    """Load a published model (checksums verified), a GLiNER directory, or a hub id.
+    """Load a published model (checksums verified), a GLiNER directory, or ``hf:ORG/NAME`` (the hub).
 
     ``runtime`` picks the inference path (see :mod:`lmr.model.runtimes`): ``auto`` (the fastest runtime
     that agrees with the exact one, measured on this machine: :mod:`lmr.model.autotune`; ``auto``

@@ -1,5 +1,8 @@
 """Publishing and loading versioned models: the contract between trainer and worker.
 
+A model reference is ``REGISTRY/NAME`` (follows ``LATEST``), ``REGISTRY/NAME/VERSION``, a GLiNER
+directory, or ``hf:ORG/NAME`` for a Hugging Face hub model: the hub is used only when named so.
+
 Layout::
 
     REGISTRY/NAME/VERSION/   GLiNER weights (safetensors), configs, tokenizer, lmr.json,
@@ -11,7 +14,8 @@ place, and only then is ``LATEST`` replaced (atomically), so a reader never sees
 a partial model.
 
 Loading from a registry trusts nothing it has not checked: ``LATEST`` must name a
-version directory inside that registry (a plain version name, no path), a
+version directory inside that registry (a plain version name, no path; a version
+directory that is a symlink may lead to another version of it, never outside), a
 version directory must hold ``manifest.json`` (a directory next to a ``LATEST``
 is never loaded as a plain GLiNER folder), and every file in the version
 directory must be listed in the manifest with its sha256 (an unlisted file, such
@@ -38,7 +42,9 @@ from lmr.errors import CorruptModelError, ModelNotFoundError
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 SCHEMA_VERSION = 1
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HUB_PREFIX = "hf:"  # a Hugging Face hub model is named explicitly: hf:ORG/NAME
+EXAMPLE_HUB = "hf:urchade/gliner_large-v2.1"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _VERSION_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
 _FIX = "re-publish the model (lmr-trainer run / lmr-trainer publish) or point at another version."
 
@@ -47,7 +53,7 @@ _FIX = "re-publish the model (lmr-trainer run / lmr-trainer publish) or point at
 class ModelRef:
     """Where a model reference points."""
 
-    path: str  # local directory, or hub id when kind == "hub"
+    path: str  # local directory, or the hub id (without hf:) when kind == "hub"
     kind: str  # "version" (published), "plain" (GLiNER directory) or "hub"
     name: str
     version: str
@@ -243,11 +249,22 @@ def in_registry(directory: Path) -> bool:
     return (directory.parent / LATEST).is_file()
 
 
+def _check_inside(model_dir: Path, version_dir: Path) -> None:
+    """A version directory must lie inside its registry entry: a symlink may point to another version of it,
+    never elsewhere (what a registry writer vouched for is what loads)."""
+    if version_dir.is_symlink() and not version_dir.resolve().is_relative_to(model_dir.resolve()):
+        raise CorruptModelError(
+            f"{version_dir} is a symlink to {version_dir.resolve()}, outside {model_dir}.",
+            "copy the version into the registry (lmr-trainer publish) instead of linking to it.",
+        )
+
+
 def version_ref(model_dir: Path, version: str) -> ModelRef:
     """The published version ``version`` of ``REGISTRY/NAME``: it must be a directory with a manifest."""
     if not _VERSION_NAME.fullmatch(version):
         raise CorruptModelError(f"{version[:80]!r} is not a version name of {model_dir}.", _FIX)
     d = model_dir / version
+    _check_inside(model_dir, d)
     if not d.is_dir():
         raise CorruptModelError(f"{model_dir}/{LATEST} names {version}, but {d} does not exist.", _FIX)
     if not (d / MANIFEST).is_file():
@@ -258,10 +275,23 @@ def version_ref(model_dir: Path, version: str) -> ModelRef:
 
 
 def resolve(ref: str) -> ModelRef:
-    """Resolve ``REGISTRY/NAME`` (latest), ``REGISTRY/NAME/VERSION``, a GLiNER directory, or a hub id."""
+    """Resolve ``REGISTRY/NAME`` (latest), ``REGISTRY/NAME/VERSION``, a GLiNER directory, or ``hf:ORG/NAME``.
+
+    A Hugging Face hub model is only ever named explicitly (``hf:``): a local path that does not exist is an
+    error, never a hub download of a name that happens to look like ``ORG/NAME``.
+    """
+    if ref.startswith(HUB_PREFIX):
+        hub_id = ref[len(HUB_PREFIX) :]
+        if not _HUB_ID.match(hub_id):
+            raise ModelNotFoundError(
+                f"{ref!r} is not a Hugging Face hub model name.", f"write {HUB_PREFIX}ORG/NAME, e.g. {EXAMPLE_HUB}."
+            )
+        return ModelRef(hub_id, "hub", hub_id, "")
     p = Path(ref)
     if p.is_dir():
         if (p / MANIFEST).is_file():
+            if in_registry(p):
+                _check_inside(p.parent, p)
             return ModelRef(str(p), "version", p.parent.name, p.name)
         latest = read_latest(p)
         if latest is not None:
@@ -278,10 +308,11 @@ def resolve(ref: str) -> ModelRef:
             )
         raise ModelNotFoundError(
             f"{p} is neither a published model (REGISTRY/NAME[/VERSION]) nor a GLiNER directory.",
-            "train one with `lmr-trainer run` or pass a hub id such as urchade/gliner_large-v2.1.",
+            f"train one with `lmr-trainer run`, or name a hub model explicitly: {EXAMPLE_HUB}.",
         )
-    if _HUB_ID.match(ref) and not p.exists() and not ref.startswith((".", "/")):
-        return ModelRef(ref, "hub", ref, "")
+    what = "is not a directory" if p.exists() else "does not exist"
     raise ModelNotFoundError(
-        f"No model at {ref!r}.", "pass REGISTRY/NAME, REGISTRY/NAME/VERSION, a GLiNER directory or a hub id."
+        f"No model at {ref!r}: the path {what} (a Hugging Face hub model is named {HUB_PREFIX}ORG/NAME).",
+        f"pass an existing REGISTRY/NAME, REGISTRY/NAME/VERSION or GLiNER directory, or {EXAMPLE_HUB} to "
+        "download from the hub.",
     )
