@@ -92,3 +92,25 @@ def test_the_stream_prior_is_exported() -> None:
     assert 'lmr_worker_geocode_prior{what="entries"} 17.0' in text
     assert 'lmr_worker_geocode_prior{what="observations"} 40.0' in text
     assert "lmr_worker_geocode_cache_hits 3.0" in text
+
+
+_any_value = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=5), st.integers(-1000, 1000), st.floats(allow_nan=True),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)  # fmt: skip
+
+
+@given(st.lists(st.fixed_dictionaries({"resolved": st.booleans(), "lat": _any_value, "lon": _any_value}), max_size=8))
+def test_only_finite_numeric_coordinates_in_range_reach_the_map(geos: list[dict[str, Any]]) -> None:
+    """An event's geo comes from a geocoder (or a forged input): a lon that is a string, a list, NaN or out of
+    range is skipped, never a crash of the batch's bookkeeping or of the map drawing."""
+    r = RecentPlaces(size=100)
+    r.add_events([_event(*geos)])
+    _, places = r.snapshot()
+
+    def ok(v: object, limit: float) -> bool:
+        return type(v) in (int, float) and math.isfinite(float(v)) and abs(float(v)) <= limit  # type: ignore[arg-type]
+
+    expected = [g for g in geos if g["resolved"] and ok(g["lat"], 90) and ok(g["lon"], 180)]
+    assert [(p.lat, p.lon) for p in places] == [(float(g["lat"]), float(g["lon"])) for g in expected]
+    clusters(places)  # math.floor on every coordinate: finite numbers only

@@ -39,6 +39,14 @@ class Cluster:
     name: str  # the most frequent name in the cluster
 
 
+def _degrees(value: object, limit: float) -> float | None:
+    """``value`` as degrees when it is a finite number within ``±limit``, else None (never trusted blindly)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) and -limit <= v <= limit else None
+
+
 class RecentPlaces:
     """The last ``size`` resolved mentions (thread-safe); ``version`` changes whenever one is added."""
 
@@ -53,9 +61,12 @@ class RecentPlaces:
         for ev in events:
             for loc in ev.get("locations") or []:
                 geo = loc.get("geo") if isinstance(loc, dict) else None
-                if isinstance(geo, dict) and geo.get("resolved") and isinstance(geo.get("lat"), int | float):
+                if not (isinstance(geo, dict) and geo.get("resolved")):
+                    continue
+                lat, lon = _degrees(geo.get("lat"), 90), _degrees(geo.get("lon"), 180)
+                if lat is not None and lon is not None:
                     name = str(geo.get("display_name") or loc.get("text") or "")[:NAME_CHARS]
-                    new.append(Place(float(geo["lat"]), float(geo["lon"]), name))
+                    new.append(Place(lat, lon, name))
         if new:
             with self._lock:
                 self._places.extend(new)
