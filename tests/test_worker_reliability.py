@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from lmr.errors import ConfigError, CorruptModelError
 from lmr.model import registry
 from worker.app import Worker
+from worker.canary import CANARY_TEXT
 from worker.checkpoint import Checkpoint
 from worker.cli import main
 from worker.events import (
@@ -33,7 +34,7 @@ from worker.events import (
 )
 from worker.metrics import Health
 from worker.parse import Message, Rejected
-from worker.pipeline import CANARY_TEXT, ModelFailing, Pipeline
+from worker.pipeline import ModelFailing, Pipeline
 from worker.reload import ModelManager
 from worker.settings import WorkerSettings, default, parse_file_url
 

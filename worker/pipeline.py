@@ -8,7 +8,7 @@ The same code runs behind Kafka (:mod:`worker.app`), in file mode, and in-proces
 
 A post the model fails on is isolated (the batch is retried post by post) and
 dead-lettered as ``model_error``, but only when the model still works: after any
-failure the model reads a known-good canary post; if it passes, each failed post
+failure the model reads its canary posts (:mod:`worker.canary`); if they pass, each failed post
 is read once more (a model that recovered mid-batch is not the posts' fault) and
 what fails again is dead-lettered. If the canary fails, the model, not the
 input, is broken: :class:`ModelFailing` is raised and nothing of
@@ -32,7 +32,7 @@ from typing import Any
 
 from lmr.deadline import Deadline
 from lmr.errors import DataError, ModelError
-from lmr.words import split_words
+from worker.canary import model_works
 from worker.events import OutRecord, build_event, dlq_record, event_record
 from worker.extract import Extracted, Extraction, ExtractorLike, ExtractStage
 from worker.geocode_stage import DEADLINE, Geo, GeoStage, NoGeocoder, Skipped
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 ErrorCallback = Callable[[BaseException, Message, logging.Logger], bool]
 
 
-CANARY_TEXT = "Flooding reported in Houston, Texas tonight"
 KEEPALIVE_S = 1.0  # while geocoding a batch, the longest time between two ``idle`` calls (a post's time aside)
 
 
@@ -126,13 +125,8 @@ class Pipeline:
         result.dlq_reasons.append(rej.reason)
 
     def model_works(self, extractor: ExtractorLike) -> bool:
-        """Whether ``extractor`` still reads a known-good post (told apart: a broken model from bad posts)."""
-        try:
-            extractor.predict_words([split_words(CANARY_TEXT)], [CANARY_TEXT], batch_size=1)
-        except Exception as exc:
-            log.warning("model %s fails on the canary post too: %r", extractor.model_id, exc)
-            return False
-        return True
+        """Whether ``extractor`` still reads its canary posts (told apart: a broken model from bad posts)."""
+        return model_works(extractor, self.extract.batch_size)
 
     def _retry_failed(self, extractor: ExtractorLike, posts: list[Post], extraction: Extraction) -> Extraction:
         """Once the canary passes, read each failed post once more: a model that failed for a while
