@@ -11,10 +11,16 @@ a version, a permission error, a stale network mount) or a version that fails to
 load (partial copy, checksum, unlisted file) is logged, the current model keeps
 serving. LATEST is read again at the next check; a version that failed is tried
 again with exponential backoff (from ``check_s`` up to ``RETRY_MAX_CHECKS``
-checks), so a partial copy that becomes complete is picked up. After a reload
-the previous model is kept until the next one: :meth:`ModelManager.rollback`
-swaps it back when the new version fails on posts and on a canary post (see
-:mod:`worker.pipeline`), and that version is retried later with the same backoff.
+checks), so a partial copy that becomes complete is picked up. LATEST is read on
+a helper thread: a read that does not return within ``READ_TIMEOUT_S`` (a hung
+network mount) is logged and the batch loop goes on; no new read starts while it
+hangs. After a reload the previous model is kept for ``ROLLBACK_WINDOW_S``:
+within it, :meth:`ModelManager.rollback` swaps it back when the new version
+fails on posts and on its canary posts (:mod:`worker.canary`: the longest posts
+of its calibration set; see :mod:`worker.pipeline`), and that version is
+retried later with the same backoff. After it the previous model is released,
+and a later failure is held and retried like any other (it is no longer blamed
+on the reload).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[[str], ExtractorLike]
 RETRY_MAX_CHECKS = 30  # a failing version or LATEST is retried at least every 30 checks (5 min at 10 s)
+ROLLBACK_WINDOW_S = 600.0  # after a reload, the previous model is kept this long for a rollback, then released
+READ_TIMEOUT_S = 5.0  # longest wait for LATEST (a hung network mount); the read goes on in the background
 
 
 def runtime_loader(runtime: str, device: str, threads: int) -> Loader:
@@ -63,13 +71,18 @@ class ModelManager:
         loader: Loader | None = None,
         check_s: float = default("reload_check_s"),
         extractor: ExtractorLike | None = None,
+        rollback_window_s: float = ROLLBACK_WINDOW_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         self.ref = ref
+        self.rollback_window_s, self.read_timeout_s = rollback_window_s, read_timeout_s
         self.loader = loader or runtime_loader(default("runtime"), default("device"), default("threads"))
         self.check_s = check_s
         self.watch = follows_latest(ref) and check_s > 0
         self.current: ExtractorLike = extractor if extractor is not None else self.loader(ref)
         self.previous: ExtractorLike | None = None
+        self._previous_until = 0.0  # when the previous model is released
+        self._reader: threading.Thread | None = None  # the last LATEST read (may hang on a dead mount)
         self.reloads = 0
         self.rollbacks = 0
         self.failed_version: str | None = None  # the last version that failed to load or to serve
@@ -106,8 +119,21 @@ class ModelManager:
         with self._lock:
             self._ready = new
 
+    def _release_previous(self, now: float) -> None:
+        """Past the rollback window, the previous model is released (and a failure no longer rolls back)."""
+        if self.previous is not None and now >= self._previous_until:
+            log.info(
+                "releasing the previous model %s: %s has served for %.0fs (the rollback window)",
+                self.previous.model_id,
+                self.current.model_id,
+                self.rollback_window_s,
+            )
+            self.previous = None
+
     def rollback(self, reason: str) -> bool:
-        """Swap the previous model back in after the current one failed; False if there is none."""
+        """Swap the previous model back in after the current one failed; False if there is none (no reload
+        within the rollback window)."""
+        self._release_previous(time.monotonic())
         if self.previous is None:
             return False
         bad, self.current, self.previous = self.current, self.previous, None
@@ -123,6 +149,7 @@ class ModelManager:
             return False
         old = self.current
         self.current, self.previous = ready, old
+        self._previous_until = time.monotonic() + self.rollback_window_s
         self.reloads += 1
         self._loading = None
         with self._lock:
@@ -143,10 +170,33 @@ class ModelManager:
             if loading.is_alive():
                 log.warning("the model reload in progress did not end within %.0fs; exiting anyway", timeout_s)
 
+    def _read_latest(self) -> str | None:
+        """``registry.read_latest`` on a helper thread, waiting at most ``read_timeout_s`` (TimeoutError)."""
+        if self._reader is not None and self._reader.is_alive():
+            raise TimeoutError(f"the previous read of {registry.LATEST} has not returned yet (hung mount?)")
+        ref = self.ref  # the thread holds no reference to this manager
+        box: list[str | BaseException | None] = []
+
+        def read() -> None:
+            try:
+                box.append(registry.read_latest(ref))
+            except BaseException as exc:  # handed to the caller below
+                box.append(exc)
+
+        self._reader = threading.Thread(target=read, name="lmr-read-latest", daemon=True)
+        self._reader.start()
+        self._reader.join(self.read_timeout_s)
+        if not box:
+            raise TimeoutError(f"reading {registry.LATEST} took over {self.read_timeout_s:.0f}s (hung mount?)")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
     def maybe_swap(self, *, wait: bool = False) -> bool:
         """Check LATEST (rate-limited) and swap in a loaded new version; True when the model changed."""
         if not self.watch:
             return False
+        self._release_previous(time.monotonic())
         if self._swap_ready():
             return True
         if self._loading is not None and self._loading.is_alive():
@@ -159,7 +209,7 @@ class ModelManager:
             return False
         self._next_check = now + self.check_s
         try:
-            latest = registry.read_latest(self.ref)
+            latest = self._read_latest()
         except (LmrError, OSError) as exc:
             log.error("cannot read %s/%s (%s); keeping %s", self.ref, registry.LATEST, exc, self.current.model_id)
             self.last_error = str(exc)
