@@ -261,6 +261,7 @@ class Worker:
         if assigned is None or not self._pending_revoked:
             return fresh
         gone, self._pending_revoked = self._pending_revoked - assigned, set()
+        self.metrics.forget_partitions(gone)  # their offsets and lag are the new owner's to report
         held = len(self.checkpoint) + len(self._stash)
         self.checkpoint.drop(gone)
         self._stash = [m for m in self._stash if (m.topic, m.partition) not in gone]

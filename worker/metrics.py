@@ -7,10 +7,11 @@ Each :class:`Metrics` has its own registry, so several workers can live in one p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,6 +231,13 @@ class Metrics:
         self.lag.clear()
         for (t, p), end in end_offsets.items():
             self.lag.labels(t, str(p)).set(max(0, end - committed.get((t, p), 0)))
+
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the per-partition series (committed offset, lag) of partitions now owned by another member."""
+        for topic, partition in partitions:
+            for gauge in (self.committed, self.lag):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(topic, str(partition))
 
     def set_runtime(self, extractor: Any) -> None:
         """The extractor's runtime and, when ``auto`` chose it, the figures it chose on."""
