@@ -175,3 +175,25 @@ def test_a_host_name_is_answered_exactly_when_it_is_on_the_list(name: str, port:
     assert rule.allows(header) == (name in allowed)
     assert rule.allows(header.upper()) == (name in allowed)
     assert isinstance(rule.allows(junk), bool)  # any header value: an answer, never an exception
+
+
+def test_the_allow_list_comes_from_the_flag_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.cli import run_cmd
+    from worker.settings import WorkerSettings
+
+    def allowed(args: list[str]) -> tuple[str, ...]:
+        ctx = run_cmd.make_context("run", ["--model", "registry/m", *args])
+        return WorkerSettings.from_params(ctx.params).metrics_allowed_hosts
+
+    assert allowed([]) == ()
+    monkeypatch.setenv("LMR_METRICS_ALLOWED_HOST", "prom.internal worker.lmr")
+    assert allowed([]) == ("prom.internal", "worker.lmr")
+    assert allowed(["--metrics-allowed-host", "a.example", "--metrics-allowed-host", "b.example"]) == (
+        "a.example",
+        "b.example",
+    )
+    srv = MetricsServer(Metrics(), Health(), "0.0.0.0", 0, allowed_hosts=allowed([]))
+    try:
+        assert srv.server.hosts.allows("worker.lmr:9108") and not srv.server.hosts.allows("evil.example")
+    finally:
+        srv.stop()
