@@ -49,7 +49,7 @@ RUN_SECTIONS = {
         "fetch_max_wait_ms",
     ],
     "Producer tuning": PRODUCER,
-    "Health and metrics": ["metrics_port", "metrics_host"],
+    "Health and metrics": ["metrics_port", "metrics_host", "metrics_allowed_hosts"],
     "Retries and shutdown": [
         "retry_backoff_s",
         "retry_backoff_max_s",
