@@ -197,3 +197,28 @@ def test_the_allow_list_comes_from_the_flag_or_the_environment(monkeypatch: pyte
         assert srv.server.hosts.allows("worker.lmr:9108") and not srv.server.hosts.allows("evil.example")
     finally:
         srv.stop()
+
+
+def test_stop_cuts_off_answers_to_clients_that_do_not_read() -> None:
+    """A worker stopping must not wait out the socket timeout of a client that does not read its answer."""
+    m = Metrics()
+    for i in range(1_500):
+        m.committed.labels(f"t{i}-" + "x" * 2_000, "0").set(i)
+    srv = MetricsServer(m, Health(), "127.0.0.1", 0)
+    srv.server.io_timeout_s = 60.0
+    srv.start()
+    silent = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        silent.append(s)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    srv.stop()
+    took = time.monotonic() - t0
+    for s in silent:
+        s.close()
+    assert took < 3.0, f"stop() took {took:.1f}s"
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("lmr-http")]

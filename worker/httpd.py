@@ -140,6 +140,8 @@ class BoundedHTTPServer:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmr-http")
         self._busy = threading.Semaphore(self.max_queued)
         self._pending: dict[socket.socket, tuple[bytearray, float]] = {}  # insertion order = age
+        self._answering: set[socket.socket] = set()  # connections a pool thread is answering
+        self._answering_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._thread = threading.Thread(target=self._serve, name="lmr-http-accept", daemon=True)
@@ -250,6 +252,8 @@ class BoundedHTTPServer:
         future.add_done_callback(cancelled)
 
     def _answer(self, conn: socket.socket, head: bytes) -> None:
+        with self._answering_lock:
+            self._answering.add(conn)
         try:
             conn.setblocking(True)
             conn.settimeout(self.io_timeout_s)
@@ -259,6 +263,8 @@ class BoundedHTTPServer:
         except Exception:  # a handler bug must not end the pool's thread
             log.exception("metrics server: a request failed")
         finally:
+            with self._answering_lock:
+                self._answering.discard(conn)
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_WR)
             conn.close()
@@ -267,11 +273,15 @@ class BoundedHTTPServer:
     # -- stopping --------------------------------------------------------------
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop accepting, close waiting connections, let requests in hand finish (bounded by the socket timeout)."""
+        """Stop accepting, close waiting connections, cut off answers still being written, end every thread."""
         self._stopping = True
         os.write(self._wake_w, b"x")
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        with self._answering_lock:
+            for conn in self._answering:  # a client that does not read would hold stop() for the socket timeout
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.socket.close()
         os.close(self._wake_r)
