@@ -47,6 +47,7 @@ def _attempt(make: Callable[[], T], stop: threading.Event) -> T:
         t.join(STOP_CHECK_S)
     if not done:
         raise ConnectStopped("stopped while connecting to Kafka.", None)
+    t.join()  # it has its answer: let it end here, not during interpreter exit
     ok, value = done[0]
     if not ok:
         raise value
