@@ -132,3 +132,35 @@ def test_sigterm_while_waiting_for_an_unreachable_broker_exits_0(tiny_model: Pat
     assert code == 0, text[-3000:]
     assert took < 4.0, f"{took:.1f}s (the watchdog would end it at 8 s with exit 3)"
     assert "before Kafka could be reached" in text and "nothing consumed, exit 0" in text
+
+
+def test_a_stop_abandons_a_blocked_connect_and_the_late_client_is_closed() -> None:
+    from worker.connect import ConnectStopped, connect
+    from worker.retry import Backoff
+
+    class Client:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    made: list[Client] = []
+
+    def slow_make() -> Client:  # a client constructor still bootstrapping (kafka-python waits up to 30 s)
+        time.sleep(0.6)
+        made.append(Client())
+        return made[-1]
+
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(ConnectStopped):
+        connect(slow_make, "127.0.0.1:1", backoff=Backoff(0.1, 1.0, stop))
+    assert time.monotonic() - t0 < 0.4, "the stop ends the wait, not the constructor"
+    deadline = time.monotonic() + 5
+    while not made and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.05)
+    assert made and made[0].closed, "the client the abandoned attempt created is closed"
+    ok = connect(lambda: "client", "127.0.0.1:1", backoff=Backoff(0.1, 1.0, threading.Event()))
+    assert ok == "client"

@@ -28,25 +28,30 @@ class ConnectStopped(BrokerError):
 def _attempt(make: Callable[[], T], stop: threading.Event) -> T:
     """``make()`` on a helper thread; :class:`ConnectStopped` as soon as ``stop`` is set."""
     done: list[tuple[bool, Any]] = []
+    abandoned = threading.Event()
+    lock = threading.Lock()
 
     def target() -> None:
         try:
-            client = make()
+            result: tuple[bool, Any] = (True, make())
         except BaseException as exc:  # re-raised on the caller's thread
-            done.append((False, exc))
-            return
-        done.append((True, client))
-        if stop.is_set():  # nobody waits for it any more
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
+            result = (False, exc)
+        with lock:
+            if not abandoned.is_set():
+                done.append(result)
+                return
+        close = getattr(result[1], "close", None) if result[0] else None
+        if close is not None:  # nobody waits for this client any more
+            close()
 
     t = threading.Thread(target=target, name="lmr-connect", daemon=True)
     t.start()
     while t.is_alive() and not stop.is_set():
         t.join(STOP_CHECK_S)
-    if not done:
-        raise ConnectStopped("stopped while connecting to Kafka.", None)
+    with lock:
+        if not done:
+            abandoned.set()
+            raise ConnectStopped("stopped while connecting to Kafka.", None)
     t.join()  # it has its answer: let it end here, not during interpreter exit
     ok, value = done[0]
     if not ok:
