@@ -22,14 +22,7 @@ pytestmark = pytest.mark.slow
 SOAK_MINUTES = 1.5  # the test took 200 s on a loaded 2-core machine (the gazetteer built, two workers started)
 # Kinds that still stop or stall the workers on this code: the soak leaves them out (--skip-kinds) and this
 # test checks the rest. Empty it as the fixes of issue 32 land; each entry says how the kind fails today.
-KNOWN_FAILING_KINDS: dict[str, str] = {
-    "header_key_bytes": "item 1: CorruptRecordError out of consumer.poll; every worker of the group exits 1, in a loop",
-    "lmr_headers_oversized": "item 2: UnicodeDecodeError rerouting the forged dead letter; exit 1, in a loop",
-    "large_headers": "item 5: too large even as an empty dead letter; dropped (lost), the partition moves on",
-    "large_key": "item 5: too large even as an empty dead letter; dropped (lost), the partition moves on",
-    "text_long_word": "items 3-4: offline disambiguation runs for minutes on the one post; the partition stalls",
-    "text_place_names": "item 4: ~80 s for the one post with the tiny model (offline disambiguation); batches stall",
-}
+KNOWN_FAILING_KINDS: dict[str, str] = {}
 
 
 def test_costly_texts_are_read_not_rejected_for_their_size() -> None:
