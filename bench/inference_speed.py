@@ -26,7 +26,7 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
 * ``fused-int8-gliner-collator``: ``fused-int8`` with GLiNER's own collator and length sort (what
   :mod:`lmr.model.collate` gains);
 * ``fused-no-prior``: ``fused`` with the model's span prior left out (what rescoring candidate spans costs
-  and brings: :mod:`lmr.model.prior`; the same as ``fused`` for a model without one);
+  and brings: :mod:`lmr.model.span_prior`; the same as ``fused`` for a model without one);
 * ``onnx``: bucketing + fused head + ONNX Runtime encoder;
 * ``onnx-int8``: + ONNX Runtime dynamic int8 encoder;
 * ``auto``: what ``--runtime auto`` picks here, measured afresh (its row names the runtime; its start-up

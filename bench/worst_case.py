@@ -39,13 +39,13 @@ import torch
 
 from bench.common import cpu_name
 from lmr.datasets import find_idrisi
-from lmr.model.dedup import TextCache
 from lmr.model.runtimes import cpu_flags
+from lmr.model.text_cache import TextCache
 from worker.extract import ExtractStage
-from worker.geocode_stage import build_geo_stage
 from worker.parse import Message
 from worker.pipeline import Pipeline
 from worker.reload import ModelManager, runtime_loader
+from worker.resolve import build_geo_stage
 
 #: The flags that decide which kernels a runtime uses (printed beside the figures).
 KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")

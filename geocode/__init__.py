@@ -8,6 +8,6 @@ See :mod:`geocode.disambiguate` for the scoring and :mod:`geocode.resolver` for 
 """
 
 from geocode.resolver import Resolver, ResolverOptions, build_resolver
-from geocode.types import Candidate, GeoContext, Resolution, Unresolved
+from geocode.results import Candidate, GeoContext, Resolution, Unresolved
 
 __all__ = ["Candidate", "GeoContext", "Resolution", "Resolver", "ResolverOptions", "Unresolved", "build_resolver"]

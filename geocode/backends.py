@@ -25,8 +25,8 @@ from geopy.location import Location
 from geopy.point import Point
 
 from geocode.gazetteer import Gazetteer, importance, open_gazetteer
+from geocode.results import BBox, Candidate, GeoContext
 from geocode.text import variants
-from geocode.types import BBox, Candidate, GeoContext
 from lmr.config import redact_url, secret_from_env
 from lmr.errors import ConfigError
 from lmr.language import language_of

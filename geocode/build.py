@@ -37,8 +37,8 @@ from typing import Any
 
 from geocode.aliases import Aliases, Q, division_key, load_aliases
 from geocode.geo import haversine_km
+from geocode.results import BBox
 from geocode.text import is_arabic, is_latin, raw_squash
-from geocode.types import BBox
 from lmr.names import norm
 
 BIG_COUNTRY_KM2 = 2_500_000

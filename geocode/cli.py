@@ -14,7 +14,7 @@ from geocode.evaluate import ORDERS, load_region_map
 from geocode.evaluate import evaluate as run_evaluation
 from geocode.gazetteer import build_index, default_index_path
 from geocode.resolver import FALLBACKS, Resolver, build_resolver
-from geocode.types import GeoContext, Resolution
+from geocode.results import GeoContext, Resolution
 from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, option, redact
 from lmr.errors import LmrError

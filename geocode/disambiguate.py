@@ -9,7 +9,7 @@ IDRISI-D *train*)::
           + w_region * in_region(c)            # event context: country codes / bounding box
           + w_ctx    * min(support(c), cap)    # co-mentioned places in the same post
           + type(m, c)                         # the recognizer's place type, when it gives one
-          + stream(c)                          # the stream prior (geocode.prior), when enabled
+          + stream(c)                          # the stream prior (geocode.stream_prior), when enabled
 
 ``support`` sums, over the other mentions of the post and over the countries and
 first-level divisions named anywhere in the post (a place right after a comma,
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 from geocode.aliases import division_key
 from geocode.geo import haversine_km
+from geocode.results import Candidate, GeoContext, PlaceType
 from geocode.text import shape_hint
-from geocode.types import Candidate, GeoContext, PlaceType
 from lmr.names import norm
 
 #: The most mentions of one post scored together (see the module docstring). IDRISI-D's posts name at most 9.

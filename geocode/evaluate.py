@@ -7,7 +7,7 @@ mentions. ``by_type`` and ``by_event`` break the same numbers down.
 Options: ``order="arrival"`` replays each event's posts by ``created_at`` (as a
 stream would see them; the stream prior, if the resolver has one, is keyed by
 event); ``typed=True`` passes each gold mention's IDRISI type as its label, as a
-typed recognizer would (see :func:`geocode.types.place_type`); ``mrr=True`` adds
+typed recognizer would (see :func:`geocode.results.place_type`); ``mrr=True`` adds
 IDRISI-D's official MRR@1/3/5 per admin level (:mod:`geocode.mrr`).
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Literal
 from geocode.geo import ACC_KM, haversine_km
 from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
-from geocode.types import GeoContext, Resolution
+from geocode.results import GeoContext, Resolution
 from lmr.errors import DataError
 from lmr.readers import event_of, mention_offsets
 

@@ -18,7 +18,7 @@ from typing import Any
 from geocode.aliases import Q, division_key
 from geocode.geo import haversine_km
 from geocode.index import build_index, cache_dir, default_index_path
-from geocode.types import Candidate
+from geocode.results import Candidate
 from lmr.names import norm
 
 

@@ -26,10 +26,8 @@ from geocode.deadline import GeocoderDeadline, passed, within
 from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_post
 from geocode.gazetteer import Gazetteer, haversine_km, open_gazetteer
 from geocode.guard import DeadlineTimeout, Guard, GuardConfig
-from geocode.prior import PriorConfig, StreamPrior
 from geocode.ratelimit import SharedRateLimit, check_public_nominatim
-from geocode.text import is_storm_name
-from geocode.types import (
+from geocode.results import (
     Candidate,
     GeoContext,
     MentionLike,
@@ -39,6 +37,8 @@ from geocode.types import (
     UnresolvedReason,
     place_type,
 )
+from geocode.stream_prior import PriorConfig, StreamPrior
+from geocode.text import is_storm_name
 from lmr.deadline import Deadline
 from lmr.errors import ConfigError, GeocoderError, GeocoderRateLimited
 from lmr.lru import Memo
@@ -94,7 +94,7 @@ class Resolver:
     """Resolves mentions with one candidate source behind a shared cache.
 
     ``fallback`` (e.g. the offline gazetteer behind a remote service) answers when the source fails;
-    ``prior`` (a :class:`~geocode.prior.StreamPrior`) learns where a stream's places are and breaks
+    ``prior`` (a :class:`~geocode.stream_prior.StreamPrior`) learns where a stream's places are and breaks
     ties between namesakes for the next posts of the same ``stream`` key.
     """
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from geocode.aliases import division_key
-from geocode.types import Candidate
+from geocode.results import Candidate
 
 _SUB_COUNTRY = ("admin1", "admin2", "city")
 

@@ -11,7 +11,7 @@ time, so both sides meet on the same key:
   diacritics, one alef, ``ى`` -> ``ي``, ``ة`` -> ``ه``).
 
 It lives in :mod:`lmr` because both :mod:`geocode` and the recogniser's span prior
-(:mod:`lmr.model.prior`) key names with it.
+(:mod:`lmr.model.span_prior`) key names with it.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmr.mentions import Mention
-from lmr.model.dedup import TextCache, core_span, tail_start
+from lmr.model.text_cache import TextCache, core_span, tail_start
 from lmr.words import Word, split_words
 
 
@@ -191,7 +191,7 @@ def test_hostile_tails_take_a_bounded_time() -> None:
     took 9 s), 2,000 links back to back before a word over 4 minutes. Nothing here is timed tightly.
     """
     code = (
-        "import json, sys; from lmr.model.dedup import core_span; "
+        "import json, sys; from lmr.model.text_cache import core_span; "
         "print(json.dumps([core_span(t) for t in json.load(sys.stdin)]))"
     )
     texts = [t for t, _ in HOSTILE.values()]

@@ -24,7 +24,7 @@ from geocode.gazetteer import open_gazetteer
 from geocode.guard import GuardConfig
 from geocode.ratelimit import SharedRateLimit
 from geocode.resolver import Resolver
-from geocode.types import REASONS, Candidate
+from geocode.results import REASONS, Candidate
 from lmr.deadline import Deadline
 from lmr.mentions import Mention
 from tests.test_geocode_remote import FakeNominatim

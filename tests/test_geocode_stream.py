@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from geocode import Resolution, Unresolved, build_resolver
 from geocode.cli import main
 from geocode.mrr import MrrTally, reverse_levels
-from geocode.prior import PriorConfig, StreamPrior
 from geocode.resolver import Resolver
-from geocode.types import Candidate, place_type
+from geocode.results import Candidate, place_type
+from geocode.stream_prior import PriorConfig, StreamPrior
 from lmr.mentions import Mention
-from worker.geocode_stage import ResolverStage
+from worker.resolve import ResolverStage
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmr.errors import DataError
-from lmr.model.prior import (
+from lmr.model.span_prior import (
     FEATURES,
     KINDS,
     LEXICON_FILE,
@@ -98,7 +98,7 @@ def test_flat_decoding_keeps_no_overlaps_and_a_higher_threshold_keeps_a_subset(
 def test_the_fit_recovers_weights_that_generated_the_labels() -> None:
     import numpy as np
 
-    from trainer.prior import Design, fit_logistic
+    from trainer.span_prior import Design, fit_logistic
 
     rng = random.Random(0)
     true = [1.5, 2.0, 0, 0, 0, 0, 0, -1.0, 0]

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from lmr.errors import ConfigError, DataError
 from lmr.readers import IDRISI_AR_TYPES, IDRISI_TYPES, Example, Span
 from lmr.words import char_to_word_bounds, split_words
-from trainer import augment, budget, crossval, types
+from trainer import augment, budget, crossval
+from trainer import typed_labels as types
 from trainer.settings import TrainSettings
 
 POOL = augment.NamePool(

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from geocode.resolver import Resolver
-from geocode.types import Candidate, GeoContext
+from geocode.results import Candidate, GeoContext
 from lmr.deadline import Deadline
 from tests.conftest import TINY_POSTS, tiny_idrisi_records
 from tests.test_geocode_remote import FakeNominatim
@@ -26,10 +26,10 @@ from worker.app import Worker
 from worker.broker import EmbeddedBroker
 from worker.events import load_schema
 from worker.extract import ExtractStage
-from worker.geocode_stage import DEADLINE, GEOCODER_ERROR, SKIP_REASONS, ResolverStage, build_geo_stage
 from worker.parse import Message
 from worker.pipeline import Pipeline, PipelineOptions
 from worker.reload import ModelManager
+from worker.resolve import DEADLINE, GEOCODER_ERROR, SKIP_REASONS, ResolverStage, build_geo_stage
 from worker.settings import BATCH_DEADLINE_SHARE, WorkerSettings
 
 SLACK_S = 1.0  # a loaded machine: how late a batch may end after its deadline (the last cut request returning)

@@ -378,9 +378,9 @@ def test_sink_retries_through_a_broker_outage_and_resumes(tmp_path: Path) -> Non
     delivers once a broker is back on the same address; a stopping worker can give up instead."""
     import threading
 
+    from lmr.backoff import Backoff
     from worker.events import OutRecord
     from worker.parse import Message
-    from worker.retry import Backoff
     from worker.sinks import KafkaSink
 
     b1 = EmbeddedBroker(log_file=tmp_path / "b1.log").start()
@@ -573,9 +573,9 @@ def os_environ() -> dict[str, str]:
 
 def test_tombstones_and_null_headers_reach_the_dlq_topic_as_they_were(broker: EmbeddedBroker, tmp_path: Path) -> None:
     """Through a real producer and broker: the tombstone stays null, null header values are named."""
+    from lmr.backoff import Backoff
     from worker.events import dlq_record
     from worker.parse import TOMBSTONE, Message, Rejected
-    from worker.retry import Backoff
     from worker.sinks import KafkaSink
 
     t = topics(broker, 1)

@@ -428,8 +428,8 @@ def predict_cmd(
       lmr-trainer predict registry/lmr-location posts.jsonl -o predicted.jsonl
     """
     from lmr.errors import DataError
-    from lmr.model.dedup import DEFAULT_BYTES, TextCache
     from lmr.model.extractor import load_extractor
+    from lmr.model.text_cache import DEFAULT_BYTES, TextCache
 
     try:
         ex = load_extractor(model, runtime=runtime, map_location=device)

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from lmr.readers import Example
-from trainer import augment, crossval, selftrain, types
+from trainer import augment, crossval, selftrain, typed_labels
 from trainer.data import files_digest
 from trainer.settings import TrainSettings
 
@@ -33,9 +33,9 @@ def shape_data(
     Self-training posts (``--unlabeled``, labelled by ``--teacher``) join the training posts last.
     """
     mode = type_mode(s)
-    train, select = types.relabel(train, mode), types.relabel(select, mode)
+    train, select = typed_labels.relabel(train, mode), typed_labels.relabel(select, mode)
     train, select, heldout = crossval.split_heldout(train, select, s.heldout_events)
-    labels = types.labels_for(train, mode)
+    labels = typed_labels.labels_for(train, mode)
     info: dict[str, Any] = {"types": mode}
     if heldout:
         info["heldout_events"] = crossval.heldout_names(s.heldout_events)
@@ -77,7 +77,7 @@ def extra_metrics(
         )
     if type_mode(s) == "coarse":
         if select:
-            out["typed"] = types.evaluate_typed(extractor, select, threshold, s.eval_batch_size)
+            out["typed"] = typed_labels.evaluate_typed(extractor, select, threshold, s.eval_batch_size)
         if heldout:
-            out["heldout_typed"] = types.evaluate_typed(extractor, heldout, threshold, s.eval_batch_size)
+            out["heldout_typed"] = typed_labels.evaluate_typed(extractor, heldout, threshold, s.eval_batch_size)
     return out

@@ -8,7 +8,7 @@ they teach the model where there is none.
 
 Two rules keep the figures honest:
 
-* A post whose core text (:func:`lmr.model.dedup.core_span`: without ``RT @user:`` prefixes and
+* A post whose core text (:func:`lmr.model.text_cache.core_span`: without ``RT @user:`` prefixes and
   trailing links) equals a selection or held-out post's is dropped, so no text that chooses the
   checkpoint or the threshold, or that is scored as held out, is trained on, labelled or not.
 * The teacher must not have seen the held-out events. A published teacher's card names its training
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lmr.errors import ConfigError
-from lmr.model.dedup import core_span
+from lmr.model.text_cache import core_span
 from lmr.readers import Example, Span, event_of, read_examples
 
 log = logging.getLogger("lmr.trainer")

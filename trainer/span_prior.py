@@ -1,4 +1,4 @@
-"""Fitting a model's span prior (:mod:`lmr.model.prior`) on the selection set, after training.
+"""Fitting a model's span prior (:mod:`lmr.model.span_prior`) on the selection set, after training.
 
 The candidate spans of the selection posts (model probability at least ``FLOOR``), labelled by
 whether they are exactly a gold mention, fit a logistic regression (Newton's method, the same L2
@@ -22,7 +22,7 @@ import numpy as np
 
 from lmr.evaluation import evaluate_extractor
 from lmr.model.extractor import Extractor, ModelSpec
-from lmr.model.prior import FEATURES, LEXICON_FILE, Lexicon, SpanPrior, span_features
+from lmr.model.span_prior import FEATURES, LEXICON_FILE, Lexicon, SpanPrior, span_features
 from lmr.readers import Example
 from lmr.words import split_words
 

@@ -24,10 +24,10 @@ from typing import Any
 from lmr.errors import ConfigError, ModelError
 from lmr.model import autotune, registry
 from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
-from lmr.model.prior import Lexicon
+from lmr.model.span_prior import Lexicon
 from lmr.readers import Example, read_examples
 from lmr.words import Word, split_words
-from trainer import averaging, budget, distributed, prior, recipe
+from trainer import averaging, budget, distributed, recipe, span_prior
 from trainer.card import ModelCard
 from trainer.data import AlignmentReport, files_digest, split_train_eval, to_gliner
 from trainer.model import build_fresh, describe_encoder, encoder_is_uncased, freeze_word_embeddings
@@ -176,7 +176,7 @@ def prepare(s: TrainSettings) -> Prepared:
     }
     stamp = distributed.broadcast(datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))  # one run dir for all ranks
     run_dir = Path(s.output_dir) / f"{s.name}-{stamp}"
-    lexicon = prior.gazetteer_lexicon() if s.span_prior and eval_ex else None
+    lexicon = span_prior.gazetteer_lexicon() if s.span_prior and eval_ex else None
     return Prepared(
         s, device, train_ex, eval_ex, spec, model, train_records, eval_records, report, card, run_dir, heldout_ex,
         lexicon,
@@ -313,7 +313,7 @@ def _evaluate_kept(p: Prepared, model: Any, best_checkpoint: str | None) -> tupl
             )
     extractor = Extractor(model, p.spec)
     if p.lexicon is not None:
-        extractor, metrics, threshold, p.card.training["span_prior"] = prior.fit_prior(
+        extractor, metrics, threshold, p.card.training["span_prior"] = span_prior.fit_prior(
             extractor, p.eval, p.lexicon, (metrics, threshold), threshold=s.threshold, batch_size=s.eval_batch_size
         )
     p.spec.threshold = p.card.threshold = threshold
@@ -349,7 +349,7 @@ def publish(p: Prepared, f: Fitted) -> Path | None:
             p.spec.save(d)
             if p.spec.span_prior and p.lexicon is not None:
                 p.lexicon.save(d)
-            exact = prior.extractor(f.model, p.spec, p.lexicon)
+            exact = span_prior.extractor(f.model, p.spec, p.lexicon)
             p.card.inference.update(autotune.calibrate(d, exact, [e.text for e in p.train]))
             (d / "training_config.json").write_text(json.dumps(s.to_dict(), indent=2) + "\n", encoding="utf-8")
             (d / "eval_metrics.json").write_text(json.dumps(f.metrics, indent=2) + "\n", encoding="utf-8")

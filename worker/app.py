@@ -31,15 +31,15 @@ from collections.abc import Callable
 from types import FrameType
 
 from lmr.deadline import Deadline
-from lmr.model.dedup import TextCache
+from lmr.model.text_cache import TextCache
 from worker.checkpoint import Checkpoint
 from worker.connect import ConnectStopped
 from worker.extract import ExtractStage
-from worker.geocode_stage import GeoStage, build_geo_stage
 from worker.metrics import BatchStats, Health, Metrics, MetricsServer
 from worker.parse import Message
 from worker.pipeline import BatchResult, ErrorCallback, ModelFailing, Pipeline, PipelineOptions, ProcessingError
 from worker.reload import Loader, ModelManager, runtime_loader
+from worker.resolve import GeoStage, build_geo_stage
 from worker.settings import WorkerSettings
 from worker.sinks import FileSink, KafkaSink, Sink
 from worker.sources import FileSource, KafkaSource, Offsets, Source

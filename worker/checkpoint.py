@@ -14,10 +14,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from lmr.backoff import Backoff
 from lmr.errors import BrokerError
 from worker.events import OutRecord
 from worker.parse import Message
-from worker.retry import Backoff
 from worker.sinks import Sink
 from worker.sources import COMMIT_TIMEOUT_MS, Offsets, Partitions, Source
 

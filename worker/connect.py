@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from lmr.backoff import Backoff
 from lmr.errors import BrokerError
-from worker.retry import Backoff
 
 log = logging.getLogger(__name__)
 

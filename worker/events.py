@@ -10,8 +10,8 @@ from typing import Any
 
 from lmr.language import script_of
 from lmr.mentions import Mention
-from worker.geocode_stage import Geo, location
 from worker.parse import EVENT_TOO_LARGE, Message, Post, Rejected
+from worker.resolve import Geo, location
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).parent / "schema" / "enriched-event.v1.json"

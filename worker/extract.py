@@ -26,7 +26,7 @@ from functools import partial
 from typing import Protocol, runtime_checkable
 
 from lmr.mentions import Mention
-from lmr.model.dedup import Predictor, TextCache
+from lmr.model.text_cache import Predictor, TextCache
 from lmr.words import Word, split_words
 from worker.parse import Post
 
@@ -177,7 +177,7 @@ class ExtractStage:
         self.chunk_words = chunk_words
         self.chunk_overlap = chunk_overlap
         self.max_chunks = max_chunks
-        self.text_cache = text_cache  # repeated texts are read once (lmr.model.dedup)
+        self.text_cache = text_cache  # repeated texts are read once (lmr.model.text_cache)
 
     def _window(self, extractor: ExtractorLike) -> tuple[int, int]:
         window = min(self.chunk_words, extractor.max_words) if self.chunk_words else extractor.max_words

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from lmr.lru import NAMES, held
-from lmr.model.dedup import TextCache
+from lmr.model.text_cache import TextCache
 from worker.httpd import BoundedHTTPServer, GuardedHandler
 from worker.parse import INTERNAL_ERROR, REASONS
 from worker.status import MapCache, RecentPlaces, page_html, status

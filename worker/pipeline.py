@@ -17,7 +17,7 @@ rolls back a fresh reload, and retries).
 
 A batch may have a ``deadline``: extraction runs first, then the posts are geocoded
 in order while time is left; the mentions not resolved by then get ``geo: null``
-with ``geo_skipped: "deadline"`` (:mod:`worker.geocode_stage`), so a slow geocoder
+with ``geo_skipped: "deadline"`` (:mod:`worker.resolve`), so a slow geocoder
 never holds a batch past its deadline. Between posts, ``idle`` (the worker's
 keepalive poll) runs at most every :data:`KEEPALIVE_S`.
 """
@@ -35,9 +35,9 @@ from lmr.errors import DataError, ModelError
 from worker.canary import model_works
 from worker.events import OutRecord, build_event, dlq_record, event_record
 from worker.extract import Extracted, Extraction, ExtractorLike, ExtractStage
-from worker.geocode_stage import DEADLINE, Geo, GeoStage, NoGeocoder, Skipped
 from worker.parse import INTERNAL_ERROR, MODEL_ERROR, Message, Post, Rejected, parse_message
 from worker.reload import ModelManager
+from worker.resolve import DEADLINE, Geo, GeoStage, NoGeocoder, Skipped
 from worker.settings import default
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lmr.backoff import Backoff
 from lmr.errors import LmrError
 from lmr.model import registry
 from worker.extract import ExtractorLike
-from worker.retry import Backoff
 from worker.settings import default
 
 log = logging.getLogger(__name__)

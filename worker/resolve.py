@@ -3,7 +3,7 @@
 Without ``--geocoder`` the stage is a no-op and every location carries ``"geo": null``.
 ``geocode`` is imported lazily, only when a geocoder is asked for.
 
-With a geocoder the stage keeps a stream prior (:mod:`geocode.prior`): the places it
+With a geocoder the stage keeps a stream prior (:mod:`geocode.stream_prior`): the places it
 resolved confidently in recent posts break ties between namesakes in the next
 ones. The prior is keyed by the post's ``event`` field when it has one (several
 events on one topic), else one key for the stream; ``reset_prior()`` forgets it.

@@ -12,10 +12,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from lmr.backoff import Backoff
 from lmr.config import redact, redact_url, secret_from_env
 from lmr.errors import ConfigError
-from lmr.model.dedup import DEFAULT_BYTES as TEXT_CACHE_BYTES
-from worker.retry import Backoff
+from lmr.model.text_cache import DEFAULT_BYTES as TEXT_CACHE_BYTES
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -216,7 +216,7 @@ class WorkerSettings:
     chunk_words: int = 0  # 0 = the model's window (extractor.max_words)
     chunk_overlap: int = 32
     max_chunks: int = 16
-    text_cache_bytes: int = TEXT_CACHE_BYTES  # bound of the text cache, 64 MiB (0 = off): lmr.model.dedup
+    text_cache_bytes: int = TEXT_CACHE_BYTES  # bound of the text cache, 64 MiB (0 = off): lmr.model.text_cache
     reload_check_s: float = 10.0
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"

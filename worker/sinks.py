@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from lmr.backoff import Backoff
 from lmr.errors import BrokerError
 from worker.connect import connect
 from worker.events import OutRecord, dlq_record, fit_dead_letter, kafka_fields
 from worker.parse import EVENT_REFUSED, Rejected
-from worker.retry import Backoff
 from worker.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
+from lmr.backoff import Backoff
 from lmr.errors import BrokerError
 from worker.connect import connect
 from worker.parse import Message
 from worker.record_batches import guard_fetches
-from worker.retry import Backoff
 from worker.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

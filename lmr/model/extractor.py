@@ -24,7 +24,7 @@ from typing import Any
 from lmr.errors import ModelNotFoundError
 from lmr.mentions import Mention
 from lmr.model.collate import make_collator
-from lmr.model.prior import Candidate, Lexicon, SpanPrior, candidates, greedy, span_features
+from lmr.model.span_prior import Candidate, Lexicon, SpanPrior, candidates, greedy, span_features
 from lmr.words import VERSION as WORDS_VERSION
 from lmr.words import Word, split_words
 
@@ -42,7 +42,7 @@ class ModelSpec:
     case_markers: bool = False
     words: str = WORDS_VERSION
     flat_ner: bool = True
-    span_prior: dict[str, Any] | None = None  # lmr.model.prior.SpanPrior.to_dict(), names in lexicon.tsv.gz
+    span_prior: dict[str, Any] | None = None  # lmr.model.span_prior.SpanPrior.to_dict(), names in lexicon.tsv.gz
 
     def save(self, directory: Path) -> None:
         (directory / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -124,7 +124,7 @@ class Extractor:
         prior: SpanPrior | None = None,
         lexicon: Lexicon | None = None,
     ) -> None:
-        """``prior`` with ``lexicon`` rescores candidate spans before decoding (:mod:`lmr.model.prior`)."""
+        """``prior`` with ``lexicon`` rescores candidate spans before decoding (:mod:`lmr.model.span_prior`)."""
         self.model = model
         self.runtime = runtime
         self.runtime_choice: Any = None  # lmr.model.autotune.RuntimeChoice when loaded with runtime="auto"

@@ -5,7 +5,7 @@ them anyway. The prior rescores every candidate span (model probability at least
 logistic regression over :data:`FEATURES`: the model's logit, whether the span's text is a known
 place and of which kind (country, first- or second-level division, town), the place's population,
 whether the span is a hashtag, and its extra words. The weights are fitted on the selection set
-after training (:mod:`trainer.prior`); decoding is then GLiNER's flat greedy one (highest score
+after training (:mod:`trainer.span_prior`); decoding is then GLiNER's flat greedy one (highest score
 first, no overlaps) on the new scores, and the threshold is chosen on them.
 
 A model carries its prior as data: the weights in ``lmr.json`` (``span_prior``) and the names in
