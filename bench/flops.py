@@ -31,7 +31,8 @@ def measure_peak(dtype: str, seconds: float = 0.6) -> float:
     n = PEAK_SIZE
     a = torch.randn(n, n)
     if dtype == "int8":
-        from lmr.model.runtimes import Int8Kernel, int8_linear
+        from lmr.model.runtimes.cpu import Int8Kernel
+        from lmr.model.runtimes.int8 import int8_linear
 
         q = int8_linear(torch.nn.Linear(n, n), Int8Kernel.for_cpu())  # the kernel the int8 runtimes use here
 

@@ -13,14 +13,14 @@ The baseline is plain GLiNER PyTorch inference (posts in arrival order, GLiNER's
 
 * ``torch+bucket``: the same, posts sorted by length inside the benchmark window (less padding);
 * ``fused``: bucketing + the fused span head, the padding-free BERT encoder and the unpacked word LSTM
-  (exact; see lmr/model/runtimes.py);
+  (exact; see lmr/model/runtimes/);
 * ``fused-bf16``: the same with bfloat16 copies of the encoder, LSTM and head;
 * ``fused-bf16-padded``: ``fused-bf16`` with GLiNER's padded encoder and packed LSTM (what the
   padding-free parts gain);
 * ``fused-int8``: the int8 runtime: padding-free BERT with per-channel int8 weights in every linear layer;
 * ``fused-int8-mixed``: the same with the GELU-fed feed-forward layers in float32 (``auto``'s fallback);
 * ``fused-int8-fbgemm``: ``fused-int8`` on fbgemm's kernel whatever the CPU (on AMX CPUs the int8
-  runtimes use oneDNN's AMX kernel: :class:`lmr.model.runtimes.Int8Kernel`);
+  runtimes use oneDNN's AMX kernel: :class:`lmr.model.runtimes.cpu.Int8Kernel`);
 * ``fused-int8-7bit``: ``fused-int8`` as before engine revision 5 (fbgemm, 7-bit activations on every CPU);
 * ``fused-int8-v1``: the int8 runtime before (per-tensor dynamic int8 of every linear layer, padded encoder);
 * ``fused-int8-gliner-collator``: ``fused-int8`` with GLiNER's own collator and length sort (what
@@ -77,7 +77,9 @@ VARIANTS = [
 def load_variant(model: str, label: str, runtime: str, threads: int) -> tuple[Any, float]:
     """The extractor of one variant and its load time in seconds (for ``auto``: measured afresh, no cache)."""
     from lmr.model.autotune import AutoOptions
-    from lmr.model.runtimes import FastEngine, Int8Kernel
+    from lmr.model.runtimes import catalog
+    from lmr.model.runtimes.base import RuntimeOptions
+    from lmr.model.runtimes.cpu import Int8Kernel
 
     auto = None
     if runtime == "auto":
@@ -88,17 +90,17 @@ def load_variant(model: str, label: str, runtime: str, threads: int) -> tuple[An
     ex = load_extractor(model, runtime=runtime, threads=threads, auto=auto)
     seconds = time.perf_counter() - t
     if label.endswith("-padded"):
-        ex.engine = FastEngine(ex.model, runtime, threads=threads, padding_free=False)
+        ex.engine = catalog.build(runtime, ex.model, RuntimeOptions(threads=threads, padding_free=False))
     elif label in ("fused-int8-fbgemm", "fused-int8-7bit"):
         here = Int8Kernel.for_cpu()
         kernel = Int8Kernel("fbgemm", reduce_range=here.reduce_range if label.endswith("-fbgemm") else True)
-        ex.engine = FastEngine(ex.model, runtime, threads=threads, int8_kernel=kernel)
+        ex.engine = catalog.build(runtime, ex.model, RuntimeOptions(threads=threads, int8_kernel=kernel))
     elif label.endswith("-no-prior"):
         ex.prior = None
     elif label.endswith("-gliner-collator"):
         ex._fast_collator = None
     elif label == "fused-int8-v1":
-        ex.engine = FastEngine(ex.model, "fused", threads=threads, padding_free=False)
+        ex.engine = catalog.build("fused", ex.model, RuntimeOptions(threads=threads, padding_free=False))
         ex.engine.encoder = torch.ao.quantization.quantize_dynamic(
             ex.engine.encoder, {torch.nn.Linear}, dtype=torch.qint8
         )

@@ -4,7 +4,7 @@
 
 Stages, each timed over the same batches of IDRISI's unlabeled stream: word splitting, collation
 (sub-word tokenisation, span enumeration), the transformer encoder, word pooling + LSTM, the plain
-span head (GLiNER's SpanMarkerV0 MLP per span + label scoring), the fused span head (lmr/model/runtimes.py),
+span head (GLiNER's SpanMarkerV0 MLP per span + label scoring), the fused span head (lmr/model/runtimes/span_head.py),
 and decoding. Padding waste is the share of padded sub-word positions, unsorted vs length-sorted.
 """
 
@@ -20,7 +20,7 @@ import torch
 
 from bench.common import unlabeled_posts
 from lmr.model.extractor import _batches, load_extractor, model_tokens
-from lmr.model.runtimes import _fused_head
+from lmr.model.runtimes.span_head import fit_length, fused_head
 from lmr.words import split_words
 
 
@@ -35,7 +35,7 @@ def main() -> None:
 
     ex = load_extractor(a.model, runtime="torch")
     model, core = ex.model, ex.model.model
-    fused = _fused_head(core).eval()
+    fused = fused_head(core).eval()
     texts = [str(p["text"]) for p in unlabeled_posts(a.posts)]
     t: dict[str, float] = defaultdict(float)
     pad: dict[str, list[int]] = {"unsorted": [0, 0], "sorted": [0, 0]}
@@ -76,7 +76,7 @@ def main() -> None:
             if hasattr(core, "rnn"):
                 w = core.rnn(w, mask)
             target_w = b["span_idx"].size(1) // core.config.max_width
-            w, mask = core._fit_length(w, mask, target_w)
+            w, mask = fit_length(w, mask, target_w)
             t["word pooling + LSTM"] += time.perf_counter() - s
             s = time.perf_counter()
             span_idx = b["span_idx"] * b["span_mask"].unsqueeze(-1)

@@ -12,6 +12,7 @@ import pytest
 from lmr.model import autotune, calibration
 from lmr.model.autotune import AutoOptions, agreement
 from lmr.model.extractor import load_extractor
+from lmr.model.runtimes.catalog import fallbacks
 
 
 @pytest.fixture()
@@ -41,8 +42,8 @@ def test_auto_measures_then_reuses_its_cached_choice(tiny_model: Path, cache: Pa
     assert choice is not None and not choice.cached and ex.runtime == choice.runtime
     by_name = {c.runtime: c for c in choice.candidates}
     assert by_name["fused"].agrees and by_name["fused"].posts_per_s > 0
-    # every candidate is measured, except a fallback whose faster runtime agreed (FALLBACK_FOR)
-    skipped = {fb for fb, faster in autotune.FALLBACK_FOR.items() if faster in by_name and by_name[faster].agrees}
+    # every candidate is measured, except a fallback whose faster runtime agreed (fallbacks())
+    skipped = {fb for fb, faster in fallbacks().items() if faster in by_name and by_name[faster].agrees}
     assert set(by_name) == set(autotune.candidates(opts)) - skipped
     assert by_name[choice.runtime].posts_per_s == max(c.posts_per_s for c in choice.candidates if c.agrees)
     again = load_extractor(str(tiny_model), runtime="auto", auto=opts)

@@ -73,7 +73,7 @@ def test_presets_fill_only_what_the_user_did_not_set() -> None:
 
 
 def test_training_arguments_come_from_the_settings() -> None:
-    from lmr.model.runtimes import cpu_has_native_bf16
+    from lmr.model.runtimes.cpu import cpu_has_native_bf16
     from trainer.settings import TrainSettings
 
     s = TrainSettings.from_params(
@@ -95,7 +95,7 @@ def test_training_arguments_come_from_the_settings() -> None:
 def test_bf16_on_a_cpu_only_where_it_is_native(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--precision bf16`` on a CPU: autocast where the CPU has AVX512-BF16/AMX, a clear refusal elsewhere;
     ``auto`` picks bf16 on such a CPU and float32 on any other."""
-    from lmr.model import runtimes
+    from lmr.model.runtimes import cpu as runtimes
     from trainer.settings import TrainSettings
 
     monkeypatch.setattr(runtimes, "cpu_has_native_bf16", lambda: native)

@@ -6,7 +6,7 @@ import pytest
 
 from lmr.errors import ConfigError
 from lmr.model.extractor import load_extractor
-from lmr.model.runtimes import resolve_runtime
+from lmr.model.runtimes.catalog import resolve_runtime
 
 TEXTS = [
     "Flooding reported in Houston, Texas tonight",
@@ -73,7 +73,8 @@ def test_int8_of_a_padded_encoder_keeps_the_gelu_fed_layers_where_asked(
     """Encoders the padding-free path does not take (e.g. DeBERTa) get the same two int8 variants."""
     from torch import nn
 
-    from lmr.model.runtimes import Int8Kernel, int8_encoder
+    from lmr.model.runtimes.cpu import Int8Kernel
+    from lmr.model.runtimes.int8 import int8_encoder
 
     layer = plain.model.model.token_rep_layer
     enc, unpadded = int8_encoder(layer, Int8Kernel.for_cpu(), padding_free=False, keep_float=keep_float)
@@ -94,7 +95,7 @@ def test_int8_of_a_padded_encoder_keeps_the_gelu_fed_layers_where_asked(
     ],
 )
 def test_int8_kernel_follows_the_cpu(flags: set[str], engine: str, reduce_range: bool) -> None:
-    from lmr.model.runtimes import Int8Kernel
+    from lmr.model.runtimes.cpu import Int8Kernel
 
     assert Int8Kernel.for_cpu(frozenset(flags)) == Int8Kernel(engine, reduce_range)
 
@@ -106,7 +107,8 @@ def test_int8_linear_is_close_to_float_and_8_bit_activations_are_closer(kernel: 
     """Each kernel's layer computes the float layer's product (GELU-like skewed inputs with outliers)."""
     import torch
 
-    from lmr.model.runtimes import Int8Kernel, int8_linear
+    from lmr.model.runtimes.cpu import Int8Kernel
+    from lmr.model.runtimes.int8 import int8_linear
 
     if kernel[0] not in torch.backends.quantized.supported_engines:
         pytest.skip(f"torch here has no {kernel[0]} engine")
@@ -133,7 +135,7 @@ def test_int8_linear_is_close_to_float_and_8_bit_activations_are_closer(kernel: 
 def test_int8_runtimes_run_on_the_kernel_of_this_cpu(tiny_model: Path) -> None:
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    from lmr.model.runtimes import Int8Kernel
+    from lmr.model.runtimes.cpu import Int8Kernel
 
     engine = load_extractor(str(tiny_model), runtime="fused-int8").engine
     assert engine.int8_kernel == Int8Kernel.for_cpu()
@@ -145,7 +147,7 @@ def test_int8_runtimes_run_on_the_kernel_of_this_cpu(tiny_model: Path) -> None:
 
 
 def test_runtime_choice() -> None:
-    from lmr.model.runtimes import cpu_has_native_bf16
+    from lmr.model.runtimes.cpu import cpu_has_native_bf16
 
     assert resolve_runtime("auto", "cpu") == ("fused-bf16" if cpu_has_native_bf16() else "fused")
     assert resolve_runtime("auto", "cuda") == "fused"
@@ -172,7 +174,8 @@ def test_padding_free_encoder_and_unpacked_lstm_equal_gliner_layers(plain) -> No
     import torch
 
     from lmr.model.extractor import model_tokens
-    from lmr.model.runtimes import UnpackedBiLSTM, UnpaddedBert
+    from lmr.model.runtimes.unpacked_lstm import UnpackedBiLSTM
+    from lmr.model.runtimes.unpadded_bert import UnpaddedBert
 
     core = plain.model.model
     assert UnpaddedBert.supports(core.token_rep_layer) and UnpackedBiLSTM.supports(core.rnn)

@@ -72,7 +72,7 @@ def test_bf16_training_on_a_cpu_runs_under_autocast_and_publishes_float32(
     and the card says which precision ``auto`` resolved to."""
     from safetensors.torch import load_file
 
-    from lmr.model.runtimes import cpu_has_native_bf16
+    from lmr.model.runtimes.cpu import cpu_has_native_bf16
     from trainer.train import fit, prepare, publish
 
     if not cpu_has_native_bf16():

@@ -15,12 +15,12 @@ from lmr import logs
 from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
-from lmr.model.runtimes import RUNTIMES
+from lmr.model.runtimes import catalog
 from lmr.results import result_option
 from trainer import help_sections as hs
 from trainer.settings import TrainSettings
 
-RUNTIME_CHOICES = ["auto", *RUNTIMES]
+RUNTIME_CHOICES = ["auto", *catalog.names()]
 RUNTIME_HELP = "Inference runtime (auto = the measured fastest for the device; torch = plain GLiNER)."
 
 

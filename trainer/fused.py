@@ -2,15 +2,13 @@
 
 GLiNER's ``markerV0`` head scores span ``(i, i+w)`` for label ``c`` as
 ``(W2 · drop(relu(W1 · relu([s_i; e_{i+w}]) + b1)) + b2) · q_c``, materialising a ``2D`` input and a
-``D`` output per span. Because ``W1`` is linear in the concatenation and ``W2`` is followed only by a dot
-product, the same number is ``drop(relu(A_i + B_{i+w})) · (W2ᵀ q_c) + b2 · q_c`` with per-word
-``A = W1a · relu(s) + b1`` and ``B = W1b · relu(e)`` (the identity :mod:`lmr.model.runtimes` uses at
-inference). Training reads the very same ``nn.Linear`` parameters, so gradients reach them unchanged
-and the saved model is the plain GLiNER model: nothing about the published-model contract changes.
+``D`` output per span; the fused head computes ``drop(relu(A_i + B_{i+w})) · (W2ᵀ q_c) + b2 · q_c`` from
+per-word projections instead (the algebra, shared with inference: :mod:`lmr.model.runtimes.span_head`).
+Training reads the very same ``nn.Linear`` parameters, so gradients reach them unchanged and the saved
+model is the plain GLiNER model: nothing about the published-model contract changes.
 
-Per span and label this costs ``4D`` additions and ``4D`` multiply-adds instead of ``12·D²``
-multiply-adds. Dropout acts on the same ``4D`` hidden vector of each span as in GLiNER, so training
-draws from the same distribution (the random masks themselves differ). Spans that run past a post's
+Dropout acts on the same ``4D`` hidden vector of each span as in GLiNER, so training draws from the same
+distribution (the random masks themselves differ). Spans that run past a post's
 end score -1e4 (GLiNER scores a ``(0, 0)`` stand-in there); the loss masks both out.
 """
 
@@ -20,6 +18,7 @@ import types
 from typing import Any
 
 from lmr.errors import ModelError
+from lmr.model.runtimes.span_head import fit_length, fusion_problem, span_scores
 
 
 def fused_scores(core: Any, words: Any, prompts: Any) -> Any:
@@ -33,12 +32,7 @@ def fused_scores(core: Any, words: Any, prompts: Any) -> Any:
     end = torch.relu(marker.project_end(words))
     a = torch.nn.functional.linear(start, lin1.weight[:, :d], lin1.bias)  # B, L, 4D
     e = torch.nn.functional.linear(end, lin1.weight[:, d:])  # B, L, 4D
-    v = prompts @ lin2.weight  # B, C, 4D
-    c = prompts @ lin2.bias  # B, C
-    length, k = words.shape[1], int(marker.max_width)
-    e = torch.nn.functional.pad(e, (0, 0, 0, k))
-    scores = torch.stack([drop(torch.relu(a + e[:, w : w + length])) @ v.transpose(1, 2) for w in range(k)], dim=2)
-    return scores + c[:, None, None, :]
+    return span_scores(a, e, prompts, lin2.weight, lin2.bias, int(marker.max_width), hidden=drop)
 
 
 def _forward(
@@ -59,11 +53,11 @@ def _forward(
         k: kwargs[k] for k in ("packing_config", "pair_attention_mask", "token_lengths", "word_lengths") if k in kwargs
     }
     rep = self.get_representations(input_ids, attention_mask, text_lengths, words_mask, **encoder_kwargs)
-    words, mask = self._fit_length(rep.words_embedding, rep.mask, span_idx.size(1) // self.config.max_width)
+    words, mask = fit_length(rep.words_embedding, rep.mask, span_idx.size(1) // self.config.max_width)
     target_c = rep.prompts_embedding.size(1)
     if labels is not None:
         target_c = max(target_c, labels.size(-1))
-    prompts, prompts_mask = self._fit_length(rep.prompts_embedding, rep.prompts_embedding_mask, target_c)
+    prompts, prompts_mask = fit_length(rep.prompts_embedding, rep.prompts_embedding_mask, target_c)
     prompts = self.prompt_rep_layer(prompts)
     scores = fused_scores(self, words, prompts)
     scores = scores.masked_fill(~span_mask.bool().view(scores.shape[:3])[..., None], -1e4)
@@ -83,15 +77,7 @@ def _forward(
 
 def supports(model: Any) -> bool:
     """Whether ``model`` (a GLiNER) has the plain markerV0 span head this module fuses."""
-    core = getattr(model, "model", None)
-    span = getattr(core, "span_rep_layer", None)
-    marker = getattr(span, "span_rep_layer", None)
-    ctx = getattr(span, "context_encoder", None)
-    return (
-        type(core).__name__ == "UniEncoderSpanModel"
-        and type(marker).__name__ == "SpanMarkerV0"
-        and (ctx is None or type(ctx).__name__ == "IdentityContextEncoder")
-    )
+    return not fusion_problem(getattr(model, "model", None))
 
 
 def fuse_training_head(model: Any) -> Any:

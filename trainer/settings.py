@@ -179,7 +179,7 @@ class TrainSettings:
         """
         import torch
 
-        from lmr.model.runtimes import cpu_has_native_bf16
+        from lmr.model.runtimes.cpu import cpu_has_native_bf16
 
         native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16()
         p = self.precision

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from lmr.errors import ConfigError, ModelError
-from lmr.model import autotune, registry
-from lmr.model.extractor import Extractor, ModelSpec, load_gliner, model_tokens
+from lmr.model import registry
+from lmr.model.extractor import Extractor, ModelSpec, calibrate, load_gliner, model_tokens
 from lmr.model.span_prior import Lexicon
 from lmr.readers import Example, read_examples
 from lmr.words import Word, split_words
@@ -324,14 +324,14 @@ def _evaluate_kept(p: Prepared, model: Any, best_checkpoint: str | None) -> tupl
 
 
 def _inference_info(model: Any, spec: ModelSpec) -> dict[str, Any]:
-    from lmr.model.runtimes import DEFAULT_GPU_RUNTIME, RUNTIMES
+    from lmr.model.runtimes.catalog import DEFAULT_GPU_RUNTIME, names
 
     return {
         "max_width (words per span)": int(model.config.max_width),
         "max_len (words per window)": int(model.config.max_len),
         "case markers": spec.case_markers,
         "flat NER": spec.flat_ner,
-        "runtimes (chosen at load time: --runtime)": ", ".join(RUNTIMES),
+        "runtimes (chosen at load time: --runtime)": ", ".join(names()),
         "default runtime (auto)": f"measured at load on CPU (lmr.model.autotune), {DEFAULT_GPU_RUNTIME} on CUDA",
         "batching": "posts sorted by length inside each batch; optional token budget per batch",
     }
@@ -350,7 +350,7 @@ def publish(p: Prepared, f: Fitted) -> Path | None:
             if p.spec.span_prior and p.lexicon is not None:
                 p.lexicon.save(d)
             exact = span_prior.extractor(f.model, p.spec, p.lexicon)
-            p.card.inference.update(autotune.calibrate(d, exact, [e.text for e in p.train]))
+            p.card.inference.update(calibrate(d, exact, [e.text for e in p.train]))
             (d / "training_config.json").write_text(json.dumps(s.to_dict(), indent=2) + "\n", encoding="utf-8")
             (d / "eval_metrics.json").write_text(json.dumps(f.metrics, indent=2) + "\n", encoding="utf-8")
             p.card.save(d)

@@ -18,7 +18,7 @@ from lmr import logs
 from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
-from lmr.model.runtimes import RUNTIMES
+from lmr.model.runtimes import catalog
 from worker import help_sections as hs
 from worker.settings import (
     COMPRESSION_TYPES,
@@ -216,7 +216,7 @@ def kafka_options(f: Any) -> Any:
 @option("--threshold", type=float, default=None, help="Mention score threshold (default: the model's).")
 @option(
     "--runtime",
-    type=click.Choice(["auto", *RUNTIMES]),
+    type=click.Choice(["auto", *catalog.names()]),
     default=_d("runtime"),
     show_default=True,
     help="Inference path (auto = the measured fastest for the device; see README 'Fast inference').",

@@ -239,10 +239,11 @@ class WorkerSettings:
             )
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, not {self.batch_size}.", None)
-        from lmr.model.runtimes import RUNTIMES
+        from lmr.model.runtimes import catalog
 
-        if self.runtime != "auto" and self.runtime not in RUNTIMES:
-            raise ConfigError(f"Unknown --runtime {self.runtime!r}.", f"use auto or one of {', '.join(RUNTIMES)}.")
+        runtimes = catalog.names()
+        if self.runtime != "auto" and self.runtime not in runtimes:
+            raise ConfigError(f"Unknown --runtime {self.runtime!r}.", f"use auto or one of {', '.join(runtimes)}.")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"--device must be cpu or cuda, not {self.device!r}.", None)
         if self.max_wait_ms < 0:

@@ -1,7 +1,8 @@
 """``auto``: the fastest runtime that gives the exact runtime's answers, chosen by measurement on this machine.
 
-At load time each candidate runtime (:data:`CPU_CANDIDATES`; bf16 only where the CPU reports native
-bf16; a fallback of :data:`FALLBACK_FOR` only where its faster sibling was rejected) runs the model's
+At load time each candidate runtime (the registered runtimes marked ``auto``,
+:mod:`lmr.model.runtimes.catalog`; bf16 only where the CPU reports native bf16; a fallback only where its
+faster sibling was rejected) runs the model's
 calibration set (:mod:`lmr.model.calibration`): its spans must agree with the exact runtime's
 (:func:`accepts`: span F1 >= :data:`MIN_AGREEMENT` with no net loss of spans beyond
 :data:`MAX_NET_LOSS`), and its speed is timed on the same posts in interleaved rounds, within a
@@ -29,25 +30,26 @@ from pathlib import Path
 from typing import Any
 
 from lmr.model import calibration
-from lmr.model.runtimes import ENGINE_REVISION, cpu_flags, cpu_has_native_bf16
+from lmr.model.runtimes import catalog
+from lmr.model.runtimes.catalog import DEFAULT_CPU_RUNTIME, ENGINE_REVISION, EXACT
+from lmr.model.runtimes.cpu import cpu_flags, cpu_has_native_bf16
 from lmr.words import split_words
 
 log = logging.getLogger(__name__)
 
-CPU_CANDIDATES = ("fused", "fused-bf16", "fused-int8", "fused-int8-mixed", "onnx-int8")
-# A candidate tried only where the faster one named here was tried and rejected: fused-int8-mixed is
-# fused-int8 with some layers kept in float32, so it can only be slower and only matters where full int8 loses answers.
-FALLBACK_FOR = {"fused-int8-mixed": "fused-int8"}
-DEFAULT_EXCLUDE = ("onnx-int8",)  # exporting to ONNX takes several seconds; include with LMR_RUNTIME_EXCLUDE=""
 # The agreement rule (docs/inference.md, "The agreement rule"). A 200-post calibration set holds ~200 spans, so
 # one span is 0.5% of agreement and the batch a post shares moves dynamic int8 by a span or two: the rule
 # accepts scattered disagreements and rejects a candidate that drops spans it does not add elsewhere (a bias
 # toward lower recall, what a lossy int8 shows).
 MIN_AGREEMENT = 0.98  # span F1 against the exact runtime on the calibration set
 MAX_NET_LOSS = 0.01  # spans lost minus spans added, as a share of the exact spans (at least 1 span allowed)
-EXACT = "fused"  # the exact runtime auto falls back to
 CACHE_FORMAT = 3  # 3: the agreement rule with net span loss
 MAX_ROUNDS = 6  # extra timing rounds after the agreement pass
+
+
+def default_exclude() -> tuple[str, ...]:
+    """Candidates left out unless ``LMR_RUNTIME_EXCLUDE`` says otherwise (``onnx-int8``: exporting takes seconds)."""
+    return tuple(i.name for i in catalog.registered() if i.auto and i.auto_excluded)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class AutoOptions:
     """How ``auto`` chooses: measure or not, which candidates to leave out, the start-up budget."""
 
     probe: bool = True
-    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    exclude: tuple[str, ...] = field(default_factory=default_exclude)
     budget_s: float = 10.0
     use_cache: bool = True
 
@@ -65,7 +67,7 @@ class AutoOptions:
         ``LMR_RUNTIME_BUDGET_S`` sets the start-up budget."""
         probe = os.environ.get("LMR_RUNTIME_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
         ex = os.environ.get("LMR_RUNTIME_EXCLUDE")
-        exclude = DEFAULT_EXCLUDE if ex is None else tuple(x.strip() for x in ex.split(",") if x.strip())
+        exclude = default_exclude() if ex is None else tuple(x.strip() for x in ex.split(",") if x.strip())
         budget = float(os.environ.get("LMR_RUNTIME_BUDGET_S", "") or cls.budget_s)
         return cls(probe=probe, exclude=exclude, budget_s=budget)
 
@@ -142,10 +144,9 @@ def cpu_identity() -> str:
 
 def candidates(options: AutoOptions) -> list[str]:
     """Candidate runtimes on this CPU, in the order they are tried (the exact one first)."""
-    out = [r for r in CPU_CANDIDATES if r not in options.exclude or r == EXACT]
-    if not cpu_has_native_bf16():  # emulated bf16 is several times slower than float32: never worth timing
-        out = [r for r in out if r != "fused-bf16"]
-    return out
+    native = cpu_has_native_bf16()  # emulated bf16 is several times slower than float32: never worth timing
+    runtimes = [i for i in catalog.registered() if i.auto and (native or not i.native_bf16)]
+    return [i.name for i in runtimes if i.name not in options.exclude or i.name == EXACT]
 
 
 def _span_set(spans: Sequence[Sequence[tuple[int, int]]]) -> set[tuple[int, int, int]]:
@@ -204,7 +205,8 @@ def choose(model_path: str, build: Build, options: AutoOptions | None = None) ->
     """Pick the runtime for the model at ``model_path``; returns the choice and, when measured, its engine."""
     options = options or AutoOptions.from_env()
     if not options.probe:
-        fallback = "fused-bf16" if cpu_has_native_bf16() and "fused-bf16" not in options.exclude else EXACT
+        native = cpu_has_native_bf16() and DEFAULT_CPU_RUNTIME not in options.exclude
+        fallback = DEFAULT_CPU_RUNTIME if native else EXACT
         return RuntimeChoice(fallback, "measurement skipped (LMR_RUNTIME_PROBE=0): chosen by CPU flags"), None
     path = _cache_file(model_path, options)
     cached = _read_cached(path) if options.use_cache else None
@@ -229,8 +231,9 @@ def _measure(
     figures: dict[str, Candidate] = {}
     seconds: dict[str, list[float]] = {}
     exact_spans = sum(len(s) for s in cal.spans)
+    fallback_for = catalog.fallbacks()
     for name in names:
-        faster = figures.get(FALLBACK_FOR.get(name, ""))
+        faster = figures.get(fallback_for.get(name, ""))
         if faster is not None and faster.agrees:
             continue
         if name != EXACT and time.perf_counter() - t0 > 0.6 * budget_s:
@@ -275,24 +278,8 @@ def _measure(
     return choice, runs[best.runtime][1]
 
 
-def calibrate(directory: Path, extractor: Any, texts: Sequence[str], *, measure: bool = True) -> dict[str, str]:
-    """Write ``directory/calibration.json`` from ``texts`` (training posts); returns model-card lines.
-
-    With ``measure``, ``auto`` is also run here on the publishing machine, and the card records its figures.
-    """
-    from lmr.model.extractor import Extractor
-
-    cal = calibration.build(extractor, texts)
-    cal.save(directory / calibration.FILE)
-    card = {"calibration set (auto)": f"{len(cal.texts)} training posts with the {cal.runtime} runtime's spans"}
-    if not measure or not cal.texts:
-        return card
-
-    def probe(rt: str) -> tuple[Any, Any]:
-        ex = Extractor(extractor.model, extractor.spec, runtime=rt)
-        return lambda t, w: [[(m.start, m.end) for m in ms] for ms in ex.predict_words(w, t)], ex
-
-    opts = AutoOptions.from_env()
-    choice, _ = _measure(cal, probe, candidates(opts), opts.budget_s)
-    card["auto on the publishing machine"] = f"{choice.summary()} [{cpu_identity()}]"
-    return card
+def measure(cal: calibration.Calibration, build: Build, options: AutoOptions | None = None) -> RuntimeChoice:
+    """``auto``'s measurement on ``cal`` now, without the cache (the publishing machine's figures for a card)."""
+    options = options or AutoOptions.from_env()
+    choice, _ = _measure(cal, build, candidates(options), options.budget_s)
+    return choice

@@ -16,14 +16,17 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lmr.errors import ModelNotFoundError
 from lmr.mentions import Mention
+from lmr.model import autotune, calibration
 from lmr.model.collate import make_collator
+from lmr.model.runtimes import catalog
+from lmr.model.runtimes.base import RuntimeOptions
 from lmr.model.span_prior import Candidate, Lexicon, SpanPrior, candidates, greedy, span_features
 from lmr.words import VERSION as WORDS_VERSION
 from lmr.words import Word, split_words
@@ -128,11 +131,7 @@ class Extractor:
         self.model = model
         self.runtime = runtime
         self.runtime_choice: Any = None  # lmr.model.autotune.RuntimeChoice when loaded with runtime="auto"
-        self.engine: Any = None
-        if runtime != "torch":
-            from lmr.model.runtimes import FastEngine
-
-            self.engine = FastEngine(model, runtime, threads=threads)
+        self.engine: Any = catalog.build(runtime, model, RuntimeOptions(threads=threads))
         self.spec = spec
         self.prior = prior if lexicon is not None else None
         self.lexicon = lexicon
@@ -360,10 +359,9 @@ def load_extractor(
     ``map_location="cuda"`` runs on a GPU in bf16 where supported.
     """
     from lmr.model import registry
-    from lmr.model.runtimes import resolve_runtime
 
     measure = runtime == "auto" and not map_location.startswith("cuda")
-    runtime = "fused" if measure else resolve_runtime(runtime, map_location)
+    runtime = catalog.EXACT if measure else catalog.resolve_runtime(runtime, map_location)
     if threads > 0:
         import torch
 
@@ -390,14 +388,42 @@ def load_extractor(
 
     if not measure:
         return build(runtime)
-    from lmr.model.autotune import choose
 
-    def probe(rt: str) -> tuple[Any, Extractor]:
+    def probe(rt: str) -> tuple[SpanRun, Extractor]:
         ex = build(rt)
-        return lambda texts, words: [[(m.start, m.end) for m in ms] for ms in ex.predict_words(words, texts)], ex
+        return span_run(ex), ex
 
-    choice, ex = choose(r.path, probe, auto)
+    choice, ex = autotune.choose(r.path, probe, auto)
     ex = ex or build(choice.runtime)
     ex.runtime_choice = choice
     log.info("%s", choice.summary())
     return ex
+
+
+# What ``auto`` times and compares: (texts, their words) -> each post's (start, end) spans.
+SpanRun = Callable[[list[str], list[Any]], list[list[tuple[int, int]]]]
+
+
+def span_run(ex: Extractor) -> SpanRun:
+    """``ex``'s spans as ``auto`` compares them (:mod:`lmr.model.autotune`)."""
+    return lambda texts, words: [[(m.start, m.end) for m in ms] for ms in ex.predict_words(words, texts)]
+
+
+def calibrate(directory: Path, extractor: Extractor, texts: Sequence[str], *, measure: bool = True) -> dict[str, str]:
+    """Write ``directory/calibration.json`` from ``texts`` (training posts); returns model-card lines.
+
+    With ``measure``, ``auto`` is also run here on the publishing machine, and the card records its figures.
+    """
+    cal = calibration.build(extractor, texts)
+    cal.save(directory / calibration.FILE)
+    card = {"calibration set (auto)": f"{len(cal.texts)} training posts with the {cal.runtime} runtime's spans"}
+    if not measure or not cal.texts:
+        return card
+
+    def probe(rt: str) -> tuple[SpanRun, Extractor]:
+        ex = Extractor(extractor.model, extractor.spec, runtime=rt)
+        return span_run(ex), ex
+
+    choice = autotune.measure(cal, probe)
+    card["auto on the publishing machine"] = f"{choice.summary()} [{autotune.cpu_identity()}]"
+    return card
