@@ -39,9 +39,10 @@ from dataclasses import dataclass
 
 from geocode.aliases import division_key
 from geocode.geo import haversine_km
-from geocode.results import Candidate, GeoContext, PlaceType
+from geocode.results import Candidate, GeoContext
 from geocode.text import shape_hint
 from lmr.names import norm
+from lmr.place_types import PlaceType
 
 #: The most mentions of one post scored together (see the module docstring). IDRISI-D's posts name at most 9.
 MAX_JOINT = 16

@@ -31,7 +31,6 @@ from geocode.results import (
     Candidate,
     GeoContext,
     MentionLike,
-    PlaceType,
     Resolution,
     Unresolved,
     UnresolvedReason,
@@ -43,6 +42,7 @@ from lmr.deadline import Deadline
 from lmr.errors import ConfigError, GeocoderError, GeocoderRateLimited
 from lmr.lru import Memo
 from lmr.names import is_upper_code, norm
+from lmr.place_types import PlaceType
 
 log = logging.getLogger(__name__)
 

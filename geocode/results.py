@@ -6,9 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from lmr.errors import ConfigError
-from lmr.place_types import COARSE_OF
-from lmr.place_types import PLACE_TYPES as PLACE_TYPES  # re-exported: geocode's callers import them here
-from lmr.place_types import PlaceType as PlaceType
+from lmr.place_types import COARSE_OF, PLACE_TYPES, PlaceType
 
 UnresolvedReason = Literal["no_candidate", "ambiguous", "backend_error", "rate_limited", "deadline"]
 REASONS: tuple[str, ...] = ("no_candidate", "ambiguous", "backend_error", "rate_limited", "deadline")

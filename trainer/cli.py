@@ -16,6 +16,7 @@ from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, log_options, option
 from lmr.errors import LmrError
 from lmr.model.runtimes import catalog
+from lmr.place_types import PLACE_TYPES
 from lmr.results import result_option
 from trainer import help_sections as hs
 from trainer.settings import TrainSettings
@@ -58,7 +59,7 @@ def recipe_options(f: Any) -> Any:
             type=click.Choice(["none", "coarse"]),
             default=_d("types"),
             show_default=True,
-            help="coarse: label each mention country/admin/city/poi/street/natural/other.",
+            help=f"coarse: label each mention {'/'.join(PLACE_TYPES)}.",
         ),
         option(
             "--name-swap",

@@ -1,8 +1,7 @@
-"""Coarse location types: labels for a model that classifies each mention, and typed F1.
+"""Typed labels: the label set of a model that classifies each mention, relabelled examples, and typed F1.
 
-With ``--types coarse`` the model learns one of seven labels per mention, mapped from IDRISI's fine
-types; the label reaches users as ``locations[].label`` (the geocoder may use it: an ``admin`` mention
-should resolve to a division, a ``city`` one to a populated place).
+With ``--types coarse`` the model learns one of the seven place types per mention (:mod:`lmr.place_types`),
+mapped from IDRISI's fine types; with ``--types fine``, IDRISI's own types.
 """
 
 from __future__ import annotations
