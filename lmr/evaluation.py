@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmr.errors import DataError
-from lmr.posts import ID_FIELDS, TEXT_FIELDS, post_id
+from lmr.posts import DEFAULT_ID_FIELD, ID_FIELDS, TEXT_FIELDS, post_id
 from lmr.readers import Example, read_examples
 from lmr.scoring import HasSpan, SpanScorer, best_threshold
 from lmr.words import split_words
@@ -70,7 +70,7 @@ def evaluate_extractor(
     return res, threshold
 
 
-def read_events(paths: Sequence[str | Path], id_field: str = "id") -> dict[str, dict[str, Any]]:
+def read_events(paths: Sequence[str | Path], id_field: str = DEFAULT_ID_FIELD) -> dict[str, dict[str, Any]]:
     """Output events by post id (the last one wins when a post was delivered twice)."""
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
@@ -107,7 +107,7 @@ def evaluate_events(
     outputs: Sequence[str | Path],
     gold: Sequence[str | Path],
     *,
-    id_field: str = "id",
+    id_field: str = DEFAULT_ID_FIELD,
     posts: ScoredPosts | None = None,
 ) -> dict[str, Any]:
     """Score a worker's output events against gold posts, matched by post id (a missing post predicts nothing).

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 TEXT_FIELDS = ("text", "full_text")
-ID_FIELDS = ("id", "tweet_id", "id_str")
+DEFAULT_ID_FIELD = "id"  # the field a post's id is read from unless --id-field names another
+ID_FIELDS = (DEFAULT_ID_FIELD, "tweet_id", "id_str")
 
 
 def pick_field(obj: Mapping[str, Any], first: str, fallbacks: tuple[str, ...]) -> tuple[str | None, Any]:
@@ -17,7 +18,7 @@ def pick_field(obj: Mapping[str, Any], first: str, fallbacks: tuple[str, ...]) -
     return None, None
 
 
-def post_id(obj: Mapping[str, Any], id_field: str = "id") -> str | None:
+def post_id(obj: Mapping[str, Any], id_field: str = DEFAULT_ID_FIELD) -> str | None:
     """The post's id as a string (``id_field`` first, then :data:`ID_FIELDS`); ``None`` when it has none."""
     for name in (id_field, *ID_FIELDS):
         v = obj.get(name)

@@ -390,7 +390,9 @@ def broker_cmd(port: int, topics: tuple[str, ...]) -> None:
 @option("--rate", type=float, default=None, help="Records per second.")
 @option("--speed", type=float, default=None, help="Replay the original time gaps this many times faster.")
 @option("--max", "as_fast", is_flag=True, default=False, help="As fast as possible (the default).")
-@option("--id-field", default="id", show_default=True, help="Key = this field (id/tweet_id/id_str also tried).")
+@option(
+    "--id-field", default=_d("id_field"), show_default=True, help="Key = this field (id/tweet_id/id_str also tried)."
+)
 @option(
     "--now-timestamps", is_flag=True, default=False, help="Use the send time as record timestamp instead of created_at."
 )
@@ -460,7 +462,7 @@ def _secrets() -> dict[str, Any]:
 @main.command("evaluate", cls=SectionedCommand, option_help=hs.OPTION_HELP)
 @click.argument("output", nargs=1, required=True)
 @click.argument("gold", nargs=-1, required=True)
-@option("--id-field", default="id", show_default=True)
+@option("--id-field", default=_d("id_field"), show_default=True)
 @option("--json", "as_json", is_flag=True, default=False, help="Print the full result as JSON.")
 @option("--km", type=click.FloatRange(min=0, min_open=True), default=ACC_KM, show_default=True,
         help="End to end (GOLD with points): an output place this close to the gold point is right.")  # fmt: skip

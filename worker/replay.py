@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lmr.errors import DataError
-from lmr.posts import post_id
+from lmr.posts import DEFAULT_ID_FIELD, post_id
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ReplayRecord:
 
 
 def read_records(
-    paths: Sequence[str | Path], *, id_field: str = "id", time_field: str = "created_at"
+    paths: Sequence[str | Path], *, id_field: str = DEFAULT_ID_FIELD, time_field: str = "created_at"
 ) -> list[ReplayRecord]:
     """All non-blank lines of ``paths``, sorted by timestamp (records without one keep file order, at the end)."""
     recs: list[ReplayRecord] = []

@@ -16,6 +16,7 @@ from lmr.backoff import Backoff
 from lmr.config import redact, redact_url, secret_from_env
 from lmr.errors import ConfigError
 from lmr.model.text_cache import DEFAULT_BYTES as TEXT_CACHE_BYTES
+from lmr.posts import DEFAULT_ID_FIELD
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -207,7 +208,7 @@ class WorkerSettings:
     geocoder_offline_fallback: bool = False  # answer from the offline gazetteer when a remote service fails
     geocoder_rate_file: str | None = None  # share the remote request rate between processes on one host
     text_field: str = "text"
-    id_field: str = "id"
+    id_field: str = DEFAULT_ID_FIELD
     max_text_bytes: int = 100_000
     batch_size: int = 32
     max_wait_ms: int = 200
