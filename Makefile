@@ -3,15 +3,12 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # IDRISI is downloaded when missing (lmr/datasets.py) unless the caller said offline: decide from the caller's
-# LMR_OFFLINE / HF_HUB_OFFLINE, before HF_HUB_OFFLINE=1 below keeps the model hub out of the demo and tests.
+# LMR_OFFLINE / HF_HUB_OFFLINE, before the demo and the tests keep the model hub out (HF_HUB_OFFLINE=1 and
+# the other defaults of lmr/environment.py, which they set themselves).
 ifndef LMR_OFFLINE
 LMR_OFFLINE := $(if $(HF_HUB_OFFLINE),$(HF_HUB_OFFLINE),0)
 endif
 export LMR_OFFLINE
-export HF_HUB_OFFLINE ?= 1
-export TRANSFORMERS_OFFLINE ?= 1
-export WANDB_MODE ?= offline
-export TOKENIZERS_PARALLELISM ?= false
 # e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" on machines where PyPI torch is CUDA
 TORCH_PIP_ARGS ?=
 

@@ -55,6 +55,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bench.common import REPO, cpu_name, unlabeled_posts
 from bench.flops import measure_peak, runtime_dtype, useful_flops
 from bench.repeats import repeated_stream
+from lmr.environment import offline_env
 from lmr.model.extractor import load_extractor
 from lmr.results import RESULT_HELP, write_result
 from worker.broker import EmbeddedBroker, free_port
@@ -187,7 +188,7 @@ class Bench:
         cmd += ["--inference-batch-size", str(a.inference_batch_size), "--max-wait-ms", "50"]
         cmd += ["--metrics-port", str(port), "--threads", str(threads), "--fetch-max-wait-ms", str(a.fetch_max_wait_ms)]
         cmd += list(extra)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = offline_env()
         with (self.tmp / log).open("ab") as f:
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         _wait_ready(port)

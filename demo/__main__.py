@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -85,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-geocoder", action="store_true")
     a = ap.parse_args(argv)
     from lmr.datasets import idrisi_dir
+    from lmr.environment import set_defaults
     from lmr.errors import LmrError
 
     try:  # before the offline defaults below: finds IDRISI, or downloads it unless LMR_OFFLINE/HF_HUB_OFFLINE say no
@@ -92,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except LmrError as exc:
         print(f"The demo trains on and replays IDRISI posts. {exc}", file=sys.stderr)
         return 2
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_defaults(offline=True)
 
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 

@@ -92,7 +92,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     LMR_OUTPUT_DIR=/runs
 
 # A flag, not a secret: hadolint's DL3064 matches "TOKEN" in the name. Kept in its own ENV so the
-# ignore covers nothing else. (Silences the HF tokenizers fork warning.)
+# ignore covers nothing else. (Silences the HF tokenizers fork warning: lmr/environment.py's QUIET.)
 # hadolint ignore=DL3064
 ENV TOKENIZERS_PARALLELISM=false
 

@@ -58,7 +58,8 @@ RUN groupadd --system --gid "${LMR_GID}" lmr \
 COPY --from=builder /opt/venv /opt/venv
 COPY docker/healthcheck.py /opt/lmr/healthcheck.py
 
-# The worker only reads local models (REGISTRY/NAME or a directory): no hub access at run time.
+# The worker only reads local models (REGISTRY/NAME or a directory): no hub access at run time
+# (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, WANDB_MODE: lmr/environment.py's OFFLINE, checked by tests/test_docker.py).
 # Metrics listen on all container interfaces so a published port works; compose publishes
 # them on 127.0.0.1 of the host only.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -67,12 +68,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/home/lmr/.cache/huggingface \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
+    WANDB_MODE=offline \
     LMR_MODEL=/models/lmr-location \
     LMR_METRICS_HOST=0.0.0.0 \
     LMR_METRICS_PORT=9108
 
 # A flag, not a secret: hadolint's DL3064 matches "TOKEN" in the name. Kept in its own ENV so the
-# ignore covers nothing else. (Silences the HF tokenizers fork warning.)
+# ignore covers nothing else. (Silences the HF tokenizers fork warning: lmr/environment.py's QUIET.)
 # hadolint ignore=DL3064
 ENV TOKENIZERS_PARALLELISM=false
 

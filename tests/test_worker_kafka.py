@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from lmr.environment import offline_env
 from tests.worker_support import (
     TopicReader,
     WorkerThread,
@@ -566,9 +567,7 @@ def test_secrets_never_reach_a_log_line_at_debug_level(
 
 
 def os_environ() -> dict[str, str]:
-    import os
-
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return offline_env()
 
 
 def test_tombstones_and_null_headers_reach_the_dlq_topic_as_they_were(broker: EmbeddedBroker, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from lmr.environment import offline_env
 from worker.app import Worker
 from worker.broker import EmbeddedBroker
 from worker.settings import WorkerSettings
@@ -142,6 +142,6 @@ def worker_cmd(*args: str) -> list[str]:
 
 
 def spawn_worker(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = offline_env()
     with log_path.open("ab") as f:
         return subprocess.Popen(worker_cmd(*args), stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=env)

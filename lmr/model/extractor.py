@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmr import environment
 from lmr.errors import ModelNotFoundError
 from lmr.mentions import Mention
 from lmr.model import autotune, calibration
@@ -78,7 +79,7 @@ def model_tokens(words: Sequence[Word], case_markers: bool) -> list[str]:
 
 def quiet_libraries() -> None:
     """Silence the chatty loggers and warnings of transformers, GLiNER and the hub."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    environment.set_defaults(offline=False)
     warnings.filterwarnings("ignore", message=".*truncated.*")
     for name in ("transformers", "gliner", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
