@@ -33,6 +33,7 @@ from geopy import exc as gexc
 from geopy.extra.rate_limiter import RateLimiter
 
 from geocode.deadline import GeocoderDeadline, current, passed
+from lmr.backoff import Backoff
 from lmr.errors import (
     GeocoderError,
     GeocoderQueryError,
@@ -168,7 +169,7 @@ class Guard:
                 self._opened_at = self._clock()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        attempt = 0
+        backoff = Backoff(self.config.backoff_seconds, self.config.max_backoff_seconds)
         while True:
             trial = self._before()
             try:
@@ -180,19 +181,18 @@ class Guard:
                         self._end_trial()
                     raise err from raw  # the query or key is wrong, or the caller's time is up: not the service
                 self._failure()
-                if attempt >= self.config.max_retries or trial or self.state == "open":
+                if backoff.attempt >= self.config.max_retries or trial or self.state == "open":
                     raise err from raw
-                delay = min(self.config.backoff_seconds * (2**attempt), self.config.max_backoff_seconds)
+                delay = backoff.next_delay()
                 retry_after = getattr(err, "retry_after", None)
                 if isinstance(retry_after, (int, float)) and retry_after > 0:
                     delay = min(max(delay, float(retry_after)), self.config.max_backoff_seconds)
                 deadline = current()
                 if deadline is not None and delay >= deadline.left():
                     raise err from raw  # no time left to retry before the deadline
-                log.warning("%s: %s; retry %d/%d in %.1f s", self.service, err.problem, attempt + 1,
+                log.warning("%s: %s; retry %d/%d in %.1f s", self.service, err.problem, backoff.attempt,
                             self.config.max_retries, delay)  # fmt: skip
                 self.retries += 1
-                attempt += 1
                 self._sleep(delay)
                 continue
             self._success()

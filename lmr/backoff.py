@@ -1,4 +1,5 @@
-"""One exponential-backoff policy for every retry loop of the worker (connect, deliver, commit, reload, model)."""
+"""One exponential-backoff policy for every retry loop: the worker's (connect, deliver, commit, reload, model)
+and the remote geocoders' (:class:`geocode.guard.Guard`)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,15 @@ class Backoff:
         """The delay the next :meth:`wait` sleeps."""
         return float(min(self.max_s, self.initial_s * (2 ** min(self.attempt, 30))))
 
-    def wait(self) -> bool:
-        """Sleep the next delay; False if ``stop`` was set (before or during the wait)."""
+    def next_delay(self) -> float:
+        """The delay to sleep now, counting the attempt (the caller sleeps it)."""
         delay = self.delay
         self.attempt += 1
-        return not self.stop.wait(delay)
+        return delay
+
+    def wait(self) -> bool:
+        """Sleep the next delay; False if ``stop`` was set (before or during the wait)."""
+        return not self.stop.wait(self.next_delay())
 
     def reset(self) -> None:
         self.attempt = 0

@@ -121,8 +121,7 @@ class Checkpoint:
                     log.error("could not commit while stopping (%s); the batch will be redone", exc)
                     return None
                 log.warning("%s; retrying in %.1fs", exc, backoff.delay)
-            end = time.monotonic() + backoff.delay
-            backoff.attempt += 1
+            end = time.monotonic() + backoff.next_delay()
             while time.monotonic() < end and not give_up():
                 idle()
                 time.sleep(min(0.5, max(0.0, end - time.monotonic())))

@@ -97,8 +97,7 @@ class ModelManager:
 
     def _failed(self, version: str | None, error: str) -> None:
         """Keep serving; try again after the next backoff delay."""
-        delay = self._retry.delay
-        self._retry.attempt += 1
+        delay = self._retry.next_delay()
         with self._lock:
             self.failed_version, self.last_error = version, error
             self._retry_at = time.monotonic() + delay
