@@ -51,3 +51,16 @@ def test_a_forbidden_import_breaks_the_contract(tmp_path: Path, module: str, lin
     res = _lint_imports(root)
     assert res.returncode != 0
     assert forbidden in res.stdout, res.stdout
+
+
+def test_no_module_imports_itself_through_another() -> None:
+    """No import circles inside the packages (lazy imports in functions count: they tie modules as tightly)."""
+    grimp = pytest.importorskip("grimp", reason="grimp comes with import-linter: pip install -e '.[dev]'")
+    graph = grimp.build_graph("lmr", "trainer", "worker", "geocode", cache_dir=None)
+    circles = {
+        tuple(sorted((module, imported)))
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.chain_exists(importer=imported, imported=module)
+    }
+    assert not circles, f"modules that import each other: {sorted(circles)}"

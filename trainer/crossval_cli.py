@@ -10,6 +10,7 @@ import click
 
 from lmr.config import fail, option
 from lmr.errors import ConfigError, LmrError
+from trainer.run_cli import run_cmd
 
 
 def _fold_metrics(registry_dir: str, name: str) -> dict[str, Any]:
@@ -41,7 +42,6 @@ def crossval_cmd(folds: int, fold_seed: int, report_path: str | None, run_args: 
     """
     from lmr.readers import read_examples
     from trainer import crossval
-    from trainer.cli import run_cmd
 
     try:
         ctx = run_cmd.make_context("run", list(run_args))
