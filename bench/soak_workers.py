@@ -7,7 +7,6 @@ did not cause is recorded with its code and the end of the worker's log, then th
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO
+from lmr.environment import offline_env
 from worker.broker import free_port
 
 READY_TIMEOUT_S = 600.0  # model load and group join of a worker on a loaded machine
@@ -75,7 +75,7 @@ class WorkerSlot:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "worker.cli", "run", *self.args, "--metrics-port", str(self.port)]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = offline_env()
         with self.log.open("ab") as f:
             f.write(f"\n=== soak: start {self.starts + 1} of {self.name} ===\n".encode())
             f.flush()

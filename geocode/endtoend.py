@@ -32,6 +32,7 @@ from geocode.endtoend_gold import GoldPlace, GoldPost, gold_note, read_gold
 from geocode.geo import ACC_KM, haversine_km
 from lmr.errors import DataError
 from lmr.evaluation import read_events
+from lmr.posts import DEFAULT_ID_FIELD
 from lmr.readers import DEFAULT_LABEL, Span
 from lmr.scoring import Counts, HasSpan
 
@@ -289,7 +290,7 @@ def score_outputs(
 
 
 def score_event_files(
-    outputs: Sequence[str | Path], gold: Sequence[str | Path], *, id_field: str = "id", km: float = ACC_KM
+    outputs: Sequence[str | Path], gold: Sequence[str | Path], *, id_field: str = DEFAULT_ID_FIELD, km: float = ACC_KM
 ) -> tuple[dict[str, Any], list[PostScore]] | None:
     """Score a worker's output events end to end against ``gold``; None when no gold mention carries a point."""
     posts = read_gold(gold)
