@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lmr.environment import offline_env
 from tests.conftest import tiny_idrisi_records
 from tests.worker_support import REPO, worker_cmd
 from worker.app import Worker
@@ -41,13 +41,7 @@ def test_a_finished_file_mode_run_exits_0_every_time(tiny_model: Path, tmp_path:
     codes = []
     for i in range(RUNS):
         out = tmp_path / f"out{i}.jsonl"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "LMR_CACHE_DIR": str(tmp_path / "cache"),
-        }
+        env = {**offline_env(), "PYTHONPATH": str(REPO), "LMR_CACHE_DIR": str(tmp_path / "cache")}
         args = ["run", "--model", str(tiny_model), "--source", f"file:{src}", "--sink", f"file:{out}"]
         p = subprocess.run(worker_cmd(*args), capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
         codes.append(p.returncode)
@@ -135,8 +129,8 @@ def test_sigterm_while_waiting_for_an_unreachable_broker_exits_0(tiny_model: Pat
 
 
 def test_a_stop_abandons_a_blocked_connect_and_the_late_client_is_closed() -> None:
+    from lmr.backoff import Backoff
     from worker.connect import ConnectStopped, connect
-    from worker.retry import Backoff
 
     class Client:
         closed = False
