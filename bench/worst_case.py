@@ -39,7 +39,7 @@ import torch
 
 from bench.common import cpu_name
 from lmr.datasets import find_idrisi
-from lmr.model.runtimes import cpu_flags
+from lmr.model.runtimes.cpu import cpu_flags
 from lmr.model.text_cache import TextCache
 from worker.extract import ExtractStage
 from worker.parse import Message
