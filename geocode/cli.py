@@ -275,7 +275,7 @@ def _write_result(path: str, metrics: dict[str, Any], data: tuple[str, ...]) -> 
     row |= {"acc161": metrics["acc_161"], "coverage": metrics["coverage"], "median_km": metrics["median_km"]}
     if "city" in metrics.get("mrr", {}):
         row["mrr1_city"] = metrics["mrr"]["city"]["mrr@1"]
-    write_result(path, area="geocoding", title=f"{row['name']} on {' '.join(data)}", rows=[row])
+    write_result(path, area="geocoding", title=f"{' '.join(data)}: {row['name']}", rows=[row])
     click.echo(f"result: {path}", err=True)
 
 
