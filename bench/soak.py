@@ -44,6 +44,7 @@ from bench.soak_ledger import Ledger, Progress, sample_forever
 from bench.soak_records import CODECS, MIB, SoakRecord, Texts, all_kinds, typical
 from bench.soak_workers import WorkerSlot, metric
 from lmr.datasets import find_idrisi
+from lmr.results import RESULT_HELP, write_result
 from worker.broker import EmbeddedBroker
 
 TOPICS = ("soak.in", "soak.out", "soak.dlq")
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--drain-timeout-s", type=float, default=300.0, help="longest wait for the last outputs")
     ap.add_argument("--seed", type=int, default=32)
     ap.add_argument("--json", dest="json_path", default=None, help="also write the figures here as JSON")
+    ap.add_argument("--result", metavar="PATH", help=RESULT_HELP)
     ap.add_argument("--log-dir", default=None, help="keep the broker's and workers' logs here (default: temporary)")
     a = ap.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)
@@ -333,6 +335,23 @@ def run_soak(a: argparse.Namespace, logs: Path) -> dict[str, Any]:
     return res
 
 
+def result_row(res: dict[str, Any]) -> dict[str, Any]:
+    """The soak's figures as one row of a result file (lmr.results)."""
+    rss = {f"rss_{n}_start_end_mb": [w["rss_start_mb"], w["rss_end_mb"]] for n, w in res["workers"].items()}
+    return {
+        "name": f"{res['traffic_s']} s at {res['rate']}/s, {res['hostile_share']:.1%} hostile, "
+        f"{len(res['kills'])} kill -9",
+        "records_in": res["records_in"],
+        "events_out": res["events_out"],
+        "dead_lettered": res["dead_lettered"],
+        "lost": res["lost"],
+        "duplicate_share": res["duplicate_share"],
+        "longest_stall_s": res["longest_stall_s"],
+        "unexpected_exits": res["unexpected_exits"],
+        **rss,
+    }
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The report: the setting, then one table of figures and one row per kind."""
     lines = [
@@ -385,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(res))
     if a.json_path:
         Path(a.json_path).write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
+    if a.result:
+        write_result(a.result, area="worker", title=f"soak: model {res['model']}", rows=[result_row(res)])
     return 1 if res["lost"] or res["unattributed"] else 0
 
 

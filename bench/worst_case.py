@@ -41,6 +41,7 @@ from bench.common import cpu_name
 from lmr.datasets import find_idrisi
 from lmr.model.runtimes.cpu import cpu_flags
 from lmr.model.text_cache import TextCache
+from lmr.results import RESULT_HELP, write_result
 from worker.extract import ExtractStage
 from worker.parse import Message
 from worker.pipeline import Pipeline
@@ -183,6 +184,12 @@ class Bench:
         return row
 
 
+def _result_row(r: Row) -> dict[str, object]:
+    """A row of the result file: the post's kind and what one such post costs."""
+    return {"name": r.case + (f" ({r.note})" if r.note else ""), "chars": r.chars, "first_ms": r.first_ms,
+            "median_ms": r.median_ms, "model_ms": r.model_ms, "times_typical": r.times_typical}  # fmt: skip
+
+
 def table(rows: list[Row]) -> str:
     head = "| post | chars | UTF-8 bytes | windows | mentions | first ms | median ms | model ms | × typical |"
     lines = [head, "|" + "---|" * 9]
@@ -205,6 +212,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="sizes of the hostile posts times this (smoke: 0.02)")
     ap.add_argument("--case-timeout", type=float, default=600.0, help="seconds before a case is stopped (0 = none)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--result", metavar="PATH", help=RESULT_HELP)
     a = ap.parse_args()
     bench = Bench(a.model, a.runtime, a.threads, None if a.geocoder == "none" else a.geocoder)
     bench.run(TYPICAL)  # warm-up: the first batch pays for lazy imports and the runtime's first call
@@ -227,6 +235,9 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "scale": a.scale,
     }
+    if a.result:
+        setting = f"model {a.model}, runtime {info['runtime']}, geocoder {a.geocoder}, scale {a.scale}"
+        write_result(a.result, area="worker", title=f"worst-case posts: {setting}", rows=[_result_row(r) for r in rows])
     if a.json:
         print(json.dumps({**info, "rows": [asdict(r) for r in rows]}, ensure_ascii=False))
         return
