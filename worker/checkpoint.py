@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from lmr.backoff import Backoff
 from lmr.errors import BrokerError
@@ -24,6 +26,52 @@ from worker.sources import COMMIT_TIMEOUT_MS, Offsets, Partitions, Source
 log = logging.getLogger(__name__)
 
 
+class Delivery(Protocol):
+    """What a batch hands the sink: its events and its dead letters (a ``BatchResult``)."""
+
+    @property
+    def outputs(self) -> Sequence[OutRecord]: ...
+
+    @property
+    def dlq(self) -> Sequence[OutRecord]: ...
+
+
+class Waiter(Protocol):
+    """The worker while the checkpoint waits on the broker: it keeps the group membership (``idle``), drops
+    partitions revoked meanwhile from the checkpoint (``apply_revocations``) and, once stopping, says how
+    long the drain may still take (``time_left``) and when to give up."""
+
+    def apply_revocations(self) -> object: ...
+
+    def idle(self) -> None: ...
+
+    def give_up(self) -> bool: ...
+
+    def time_left(self) -> float | None: ...
+
+    def backoff(self) -> Backoff: ...
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The outcome of a delivered batch: the offsets committed, or ``refused`` (partitions moved: none)."""
+
+    offsets: Offsets
+    refused: bool = False
+
+
+class CheckpointAbandoned(RuntimeError):
+    """A stopping worker ran out of drain time: nothing of the batch is committed; the next worker redoes it."""
+
+
+class DeliveryAbandoned(CheckpointAbandoned):
+    """Stopped before the broker acknowledged every event and dead letter of the batch."""
+
+
+class CommitAbandoned(CheckpointAbandoned):
+    """The batch was delivered but the offsets could not be committed before the drain time ran out."""
+
+
 class Checkpoint:
     """Up to ``size`` records, due ``max_wait_s`` after the first one arrived."""
 
@@ -33,7 +81,6 @@ class Checkpoint:
         self.messages: list[Message] = []
         self.deadline: float | None = None
         self.lost: Partitions = set()  # revoked while this batch was being processed
-        self.refused = False  # the group refused the commit (partitions moved): the new owner redoes them
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -88,40 +135,32 @@ class Checkpoint:
                 out[key] = max(out.get(key, 0), m.next_offset)
         return out
 
-    def commit(
-        self,
-        sink: Sink,
-        outputs: Sequence[OutRecord],
-        dlq: Sequence[OutRecord],
-        source: Source,
-        *,
-        backoff: Backoff,
-        give_up: Callable[[], bool],
-        time_left: Callable[[], float | None],
-        apply_revocations: Callable[[], object],
-        idle: Callable[[], None],
-    ) -> Offsets | None:
-        """Deliver (acknowledged), then commit: the committed offsets (empty if the group refused them,
-        see ``refused``), or None when a stopping worker gave up (nothing of the batch committed)."""
-        apply_revocations()  # the worker drops revoked partitions from this checkpoint (see drop())
-        if not sink.deliver(self.owned(outputs), self.owned(dlq), give_up=give_up):
-            return None
+    def commit(self, sink: Sink, source: Source, result: Delivery, *, waiter: Waiter) -> Committed:
+        """Deliver (acknowledged), then commit offset + 1 per partition still owned.
+
+        Returns :class:`Committed` (``refused`` when the group refused the offsets: partitions moved, their
+        new owner redoes them); raises :class:`DeliveryAbandoned` or :class:`CommitAbandoned` when a stopping
+        worker gave up (nothing of the batch committed: it will be redone).
+        """
+        waiter.apply_revocations()  # the worker drops revoked partitions from this checkpoint (see drop())
+        if not sink.deliver(self.owned(result.outputs), self.owned(result.dlq), give_up=waiter.give_up):
+            raise DeliveryAbandoned("stopped before the broker acknowledged the batch; it will be redone")
+        backoff = waiter.backoff()
         while True:
-            apply_revocations()
+            waiter.apply_revocations()
             offsets = self.offsets()
-            left = time_left()
+            left = waiter.time_left()
             timeout_ms = COMMIT_TIMEOUT_MS if left is None else int(min(COMMIT_TIMEOUT_MS, max(0.0, left) * 1000))
             try:
                 if source.commit(offsets, timeout_ms):
-                    return offsets
-                self.refused = True
-                return {}
+                    return Committed(offsets)
+                return Committed({}, refused=True)
             except BrokerError as exc:
-                if give_up():
+                if waiter.give_up():
                     log.error("could not commit while stopping (%s); the batch will be redone", exc)
-                    return None
+                    raise CommitAbandoned(f"could not commit while stopping: {exc}") from exc
                 log.warning("%s; retrying in %.1fs", exc, backoff.delay)
             end = time.monotonic() + backoff.next_delay()
-            while time.monotonic() < end and not give_up():
-                idle()
+            while time.monotonic() < end and not waiter.give_up():
+                waiter.idle()
                 time.sleep(min(0.5, max(0.0, end - time.monotonic())))

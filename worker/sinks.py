@@ -30,7 +30,9 @@ class Sink(Protocol):
         self, outputs: Sequence[OutRecord], dlq: Sequence[OutRecord], *, give_up: Callable[[], bool]
     ) -> bool: ...
 
-    def close(self) -> None: ...
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Release the client (what was not acknowledged by then is redone), waiting at most ``timeout_s``."""
+        ...
 
 
 class FileSink:
@@ -63,7 +65,8 @@ class FileSink:
             self._dlq.flush()
         return True
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
+        """A file closes at once (``timeout_s`` is for the protocol)."""
         self._out.close()
         if self._dlq is not None:
             self._dlq.close()

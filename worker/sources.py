@@ -49,7 +49,9 @@ class Source(Protocol):
     @property
     def exhausted(self) -> bool: ...
 
-    def close(self) -> None: ...
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Leave the group and release the client, waiting at most ``timeout_s``."""
+        ...
 
 
 class FileSource:
@@ -103,7 +105,8 @@ class FileSource:
     def exhausted(self) -> bool:
         return self._done
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
+        """A file closes at once (``timeout_s`` is for the protocol)."""
         self._f.close()
 
 
