@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geocode import context_fallback
 from geocode.backends import CandidateSource, OfflineGeocoder, RemoteSource, build_geocoder
 from geocode.cache import DEFAULT_BYTES as DEFAULT_CACHE_BYTES
 from geocode.cache import GeoCache
+from geocode.context_fallback import STORM_DETAIL, Result
 from geocode.deadline import GeocoderDeadline, passed, within
 from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_post
-from geocode.gazetteer import Gazetteer, haversine_km, open_gazetteer
+from geocode.gazetteer import Gazetteer, open_gazetteer
 from geocode.guard import DeadlineTimeout, Guard, GuardConfig
 from geocode.ratelimit import SharedRateLimit, check_public_nominatim
 from geocode.results import (
@@ -35,6 +36,7 @@ from geocode.results import (
     Unresolved,
     UnresolvedReason,
     place_type,
+    resolution,
 )
 from geocode.stream_prior import PriorConfig, StreamPrior
 from geocode.text import is_storm_name
@@ -46,9 +48,7 @@ from lmr.place_types import PlaceType
 
 log = logging.getLogger(__name__)
 
-Result = Resolution | Unresolved
 FALLBACKS = ("none", "context")
-STORM_DETAIL = "a storm's name, not a place"
 CONTEXT_CACHE_BYTES = 8 * 2**20  # context phrases looked up in the gazetteer (a phrase is as long as the post's words)
 
 
@@ -64,15 +64,6 @@ class _Decision:
     backends: list[str]
 
 
-def _resolution(
-    text: str, span: tuple[int, int], c: Candidate, p: float, backend: str, *, by_match: bool = True
-) -> Resolution:
-    """``score`` is the probability times the name match (a resolution) or the probability alone (a ranking)."""
-    score = round(p * min(c.match, 1.0) if by_match else p, 4)
-    return Resolution(text, span[0], span[1], c.lat, c.lon, c.display_name or c.name, c.country_code, c.admin1,
-                      c.feature_type, c.bbox, backend, score, c.kind)  # fmt: skip
-
-
 @dataclass(frozen=True)
 class ResolverOptions:
     """Tunables of a resolver (all have CLI flags in ``lmr-geocode``)."""
@@ -81,7 +72,7 @@ class ResolverOptions:
     fallback: str = "context"  # "context": a mention with no candidate inherits the post's most specific place
     scan_post: bool = True
     weights: Weights = field(default_factory=Weights)
-    stranger_max_population: int = 500_000  # see Resolver._drop_strangers
+    stranger_max_population: int = 500_000  # see geocode.context_fallback.drop_strangers
 
     def __post_init__(self) -> None:
         if self.fallback not in FALLBACKS:
@@ -184,11 +175,13 @@ class Resolver:
             if p < self.options.min_confidence:
                 results.append(Unresolved(d.texts[i], start, end, "ambiguous", f"best candidate probability {p:.2f}"))
                 continue
-            results.append(_resolution(d.texts[i], d.spans[i], ch.candidates[b], p, d.backends[i]))
+            results.append(resolution(d.texts[i], d.spans[i], ch.candidates[b], p, d.backends[i]))
         if self.options.fallback == "context":
-            results = self._drop_strangers(results, d.choices, stream)
-            results = self._drop_stray_partials(results, d.choices, d.types)
-            results = self._inherit(results, d.choices, stream)
+            results = context_fallback.drop_strangers(
+                results, d.choices, self.prior, stream, self.options.stranger_max_population
+            )
+            results = context_fallback.drop_stray_partials(results, d.choices, d.types, self.options.weights.near_km)
+            results = context_fallback.inherit(results, d.choices, self.prior, stream, self.backend)
         self._teach(stream, results, d.choices)
         self._count(results)
         return results
@@ -208,8 +201,12 @@ class Resolver:
         d = self._decide(mentions, post, context, stream)
         out: list[list[Resolution]] = []
         for i, ch in enumerate(d.choices):
-            out.append([_resolution(d.texts[i], d.spans[i], ch.candidates[j], ch.probs[j], d.backends[i],
-                                    by_match=False) for j in ch.ranked()[:k]])  # fmt: skip
+            out.append(
+                [
+                    resolution(d.texts[i], d.spans[i], ch.candidates[j], ch.probs[j], d.backends[i], by_match=False)
+                    for j in ch.ranked()[:k]
+                ]
+            )
         return out
 
     def _decide(
@@ -271,10 +268,13 @@ class Resolver:
             return
         t = self.options.weights.temperature
         taught = [
-            ch.candidates[ch.best] for r, ch in zip(results, choices, strict=True)
-            if isinstance(r, Resolution) and r.feature_type not in ("context", "stream") and ch.best is not None
+            ch.candidates[ch.best]
+            for r, ch in zip(results, choices, strict=True)
+            if isinstance(r, Resolution)
+            and r.feature_type not in ("context", "stream")
+            and ch.best is not None
             and self.prior.teaches(ch.candidates[ch.best], ch.own_probability(ch.best, t))
-        ]  # fmt: skip
+        ]
         self.prior.observe(stream, taught)
 
     def _count(self, results: list[Result]) -> None:
@@ -286,81 +286,6 @@ class Resolver:
                     self.resolved += 1
                 else:
                     self.unresolved[r.reason] = self.unresolved.get(r.reason, 0) + 1
-
-    def _drop_stray_partials(
-        self, results: list[Result], choices: list[Choice], types: list[PlaceType | None]
-    ) -> list[Result]:
-        """A place found only from a word inside a longer mention ("Griffith" in "Griffith Park"), or a town for a
-        mention the recognizer typed as a point of interest, street or natural feature, that lies far from every
-        other place of the post is less likely than the post's own place: drop it (it then inherits that place)."""
-        near = self.options.weights.near_km
-        solid = [
-            ch.candidates[ch.best] for r, ch in zip(results, choices, strict=True)
-            if isinstance(r, Resolution) and ch.best is not None and ch.candidates[ch.best].match >= 0.7
-            and ch.candidates[ch.best].kind in ("city", "admin2", "admin1")
-        ]  # fmt: skip
-        if not solid:
-            return results
-        out: list[Result] = []
-        for r, ch, t in zip(results, choices, types, strict=True):
-            if isinstance(r, Resolution) and ch.best is not None:
-                c = ch.candidates[ch.best]
-                stray = c.match < 0.7 or (t == "poi" and c.kind == "city")
-                if stray and all(haversine_km(c.lat, c.lon, o.lat, o.lon) > near for o in solid):
-                    out.append(Unresolved(r.text, r.start, r.end, "no_candidate", "only a partial name match"))
-                    continue
-            out.append(r)
-        return out
-
-    def _drop_strangers(self, results: list[Result], choices: list[Choice], stream: str) -> list[Result]:
-        """With a settled stream prior, a town or district in a country the stream never pointed at, that no
-        other place of the post backs (same country), and of under ``stranger_max_population`` people, is a
-        namesake of a place the gazetteer lacks (Mati, Greece vs Mati, Philippines): drop it (it then
-        inherits the post's or the stream's place)."""
-        prior = self.prior
-        if prior is None or not prior.settled(stream):
-            return results
-        chosen = [ch.candidates[ch.best] if isinstance(r, Resolution) and ch.best is not None else None
-                  for r, ch in zip(results, choices, strict=True)]  # fmt: skip
-        per_country = Counter(c.country_code for c in chosen if c is not None)  # backed: another place, same country
-        out: list[Result] = []
-        for r, c in zip(results, chosen, strict=True):
-            if (
-                c is not None and c.kind in ("city", "admin2") and c.population < self.options.stranger_max_population
-                and prior.affinity(stream, c) == 0.0 and per_country[c.country_code] < 2
-            ):  # fmt: skip
-                out.append(Unresolved(r.text, r.start, r.end, "no_candidate", "a namesake far from the stream"))
-                continue
-            out.append(r)
-        return out
-
-    def _inherit(self, results: list[Result], choices: list[Choice], stream: str) -> list[Result]:
-        """A mention with no candidate takes the post's most specific resolved place (feature ``context``), else,
-        with a settled stream prior, the stream's focus (feature ``stream``)."""
-        level = {"city": 4, "admin2": 3, "admin1": 2, "country": 1}
-        best: Resolution | None = None
-        best_level = 0
-        for r, ch in zip(results, choices, strict=True):
-            if isinstance(r, Resolution) and ch.best is not None:
-                lv = level.get(ch.candidates[ch.best].kind, 0)
-                if lv > best_level:
-                    best, best_level = r, lv
-        feature = "context"
-        if best is None:
-            focus = self.prior.focus(stream) if self.prior is not None else None
-            if focus is None:
-                return results
-            best, feature = _resolution(focus.name, (0, 0), focus, 1.0, self.backend), "stream"
-        out: list[Result] = []
-        for r in results:
-            if isinstance(r, Unresolved) and r.reason == "no_candidate" and r.detail != STORM_DETAIL:
-                out.append(
-                    Resolution(r.text, r.start, r.end, best.lat, best.lon, best.display_name, best.country_code,
-                               best.admin1, feature, best.bbox, self.backend, round(0.25 * best.score, 4), best.kind)
-                )  # fmt: skip
-            else:
-                out.append(r)
-        return out
 
     def stats(self) -> dict[str, Any]:
         """Counters: calls, mentions, resolved, unresolved by reason, cache hits/misses, limiter state."""
@@ -429,8 +354,9 @@ def build_resolver(
         if url:
             raise ConfigError("The offline backend takes no URL.", "drop --geocoder-url or pick --backend nominatim.")
         gz = open_gazetteer(Path(gazetteer_path) if gazetteer_path else None)
-        return Resolver(OfflineGeocoder(gz), cache=cache, region=ctx, options=ropts, context_gazetteer=gz,
-                        prior=stream_prior)  # fmt: skip
+        return Resolver(
+            OfflineGeocoder(gz), cache=cache, region=ctx, options=ropts, context_gazetteer=gz, prior=stream_prior
+        )
     geocoder = build_geocoder(name, url=url, user_agent=user_agent, timeout=timeout, options=options)
     if min_delay_seconds is None:
         # Nominatim's public usage policy: at most 1 request per second. Self-hosted: as given.
@@ -445,6 +371,12 @@ def build_resolver(
     local: Gazetteer | None = None
     if gazetteer_path is not None or offline_fallback:
         local = open_gazetteer(Path(gazetteer_path) if gazetteer_path else None)
-    return Resolver(RemoteSource(geocoder, name, guard), cache=cache, region=ctx, options=ropts,
-                    context_gazetteer=local, fallback=OfflineGeocoder(local) if offline_fallback else None,
-                    prior=stream_prior)  # fmt: skip
+    return Resolver(
+        RemoteSource(geocoder, name, guard),
+        cache=cache,
+        region=ctx,
+        options=ropts,
+        context_gazetteer=local,
+        fallback=OfflineGeocoder(local) if offline_fallback else None,
+        prior=stream_prior,
+    )

@@ -88,6 +88,29 @@ class Resolution:
         return d
 
 
+def resolution(
+    text: str, span: tuple[int, int], c: Candidate, p: float, backend: str, *, by_match: bool = True
+) -> Resolution:
+    """``c`` as the place of a mention; ``score`` is the probability times the name match (a resolution) or the
+    probability alone (a ranking)."""
+    score = round(p * min(c.match, 1.0) if by_match else p, 4)
+    return Resolution(
+        text=text,
+        start=span[0],
+        end=span[1],
+        lat=c.lat,
+        lon=c.lon,
+        display_name=c.display_name or c.name,
+        country_code=c.country_code,
+        admin1=c.admin1,
+        feature_type=c.feature_type,
+        bbox=c.bbox,
+        backend=backend,
+        score=score,
+        kind=c.kind,
+    )
+
+
 @dataclass(frozen=True)
 class Unresolved:
     """A mention that could not be resolved, and why (one of :data:`REASONS`)."""
