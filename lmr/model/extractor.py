@@ -26,6 +26,9 @@ from lmr.errors import ModelNotFoundError
 from lmr.mentions import Mention
 from lmr.model import autotune, calibration
 from lmr.model.collate import make_collator
+from lmr.model.pieces import WordPieces
+from lmr.model.pieces import mark_case as mark_case  # re-exported: the model's view of words
+from lmr.model.pieces import model_tokens as model_tokens
 from lmr.model.runtimes import catalog
 from lmr.model.runtimes.base import RuntimeOptions
 from lmr.model.span_prior import Candidate, Lexicon, SpanPrior, candidates, greedy, span_features
@@ -59,22 +62,6 @@ class ModelSpec:
         data = json.loads(f.read_text(encoding="utf-8"))
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
-
-
-def mark_case(word: str) -> str:
-    """Append a case marker: ``^`` for Capitalised, ``^^`` for ALL-CAPS words of 2+ letters."""
-    if len(word) > 1 and word.isupper():
-        return word + "^^"
-    if word[:1].isupper():
-        return word + "^"
-    return word
-
-
-def model_tokens(words: Sequence[Word], case_markers: bool) -> list[str]:
-    """The token strings the model sees for ``words``."""
-    if case_markers:
-        return [mark_case(w.text) for w in words]
-    return [w.text for w in words]
 
 
 def quiet_libraries() -> None:
@@ -142,8 +129,8 @@ class Extractor:
         self.model.eval()
         self._collator = model.create_collator()
         # the fast runtimes also collate fast (the same batch); torch stays plain GLiNER, collator included
-        self._fast_collator = make_collator(model) if self.engine is not None else None
-        self._max_pieces: int | None = None
+        fast_collator = make_collator(model) if self.engine is not None else None
+        self.pieces = WordPieces(model, spec.labels, spec.case_markers, self._collator, fast_collator)
 
     @property
     def model_id(self) -> str:
@@ -201,7 +188,7 @@ class Extractor:
         lengths = [len(w) for w in words_list]
         if sort_by_length and len(order) > 1:
             # the encoder pads to the longest sub-word sequence of a batch: group by that length
-            lengths = self._subword_lengths(tokens, order)
+            lengths = self.pieces.lengths(tokens, order)
             order.sort(key=lambda i: lengths[i])
         for idx in _batches(order, lengths, batch_size, token_budget):
             with torch.inference_mode():
@@ -244,79 +231,23 @@ class Extractor:
         batch: dict[str, Any] = self.model.collate_batch(input_x, list(self.spec.labels), self._collator)
         return batch
 
-    def _tokenizer(self) -> Any:
-        """The encoder's fast tokenizer, or ``None`` (an unusual model: callers fall back to word counts)."""
-        tok = getattr(getattr(self.model, "data_processor", None), "transformer_tokenizer", None)
-        return tok if getattr(tok, "is_fast", False) else None
+    @property
+    def _fast_collator(self) -> Any:
+        """The fast collator (None: plain GLiNER collation); its cache of word pieces also serves :attr:`pieces`."""
+        return self.pieces.fast_collator
 
-    def _subword_lengths(self, tokens: list[list[str]], order: list[int]) -> list[int]:
-        """Sub-word tokens per post (one batched call of the fast tokenizer); word counts as fallback."""
-        lengths = [len(t) for t in tokens]
-        if self._fast_collator is not None:  # its cache of each word's pieces answers without the tokenizer
-            counts = self._fast_collator.piece_counts([tokens[i] for i in order])
-            for i, c in zip(order, counts, strict=True):
-                lengths[i] = sum(c)
-            return lengths
-        tok = self._tokenizer()
-        if tok is None:
-            return lengths
-        try:
-            enc = tok([tokens[i] for i in order], is_split_into_words=True, add_special_tokens=False, verbose=False)
-        except Exception:  # an unusual tokenizer: word counts are a fine proxy
-            return lengths
-        for i, ids in zip(order, enc["input_ids"], strict=True):
-            lengths[i] = len(ids)
-        return lengths
+    @_fast_collator.setter
+    def _fast_collator(self, collator: Any) -> None:
+        self.pieces.fast_collator = collator
 
     def word_pieces(self, words_list: Sequence[Sequence[Word]]) -> list[list[int]]:
-        """Sub-word pieces of each word as the encoder sees it (case markers included); 1 each without a tokenizer.
-
-        Pieces of a pre-split word do not depend on its neighbours, so a window's length is the sum over its words.
-        """
-        out = [[1] * len(w) for w in words_list]
-        tok = self._tokenizer()
-        todo = [i for i, w in enumerate(words_list) if w]
-        if tok is None or not todo:
-            return out
-        tokens = [model_tokens(words_list[i], self.spec.case_markers) for i in todo]
-        if self._fast_collator is not None:  # its cache of each word's pieces answers without the tokenizer
-            for i, c in zip(todo, self._fast_collator.piece_counts(tokens), strict=True):
-                out[i] = c
-            return out
-        enc = tok(tokens, is_split_into_words=True, add_special_tokens=False, verbose=False)
-        for row, i in enumerate(todo):
-            counts = [0] * len(words_list[i])
-            for wid in enc.word_ids(row):
-                if wid is not None:
-                    counts[wid] += 1
-            out[i] = counts
-        return out
+        """Sub-word pieces of each word as the encoder sees it (:meth:`WordPieces.of_words`)."""
+        return self.pieces.of_words(words_list)
 
     @property
     def max_pieces(self) -> int:
-        """Sub-word pieces of a post's words that the encoder reads in one pass.
-
-        The tokenizer's input limit (512 for BERT-like encoders) less what GLiNER adds to every
-        input (the special tokens and the label prompt, measured once on a one-word post); beyond
-        it the tokenizer truncates silently. Without a tokenizer: :attr:`max_words`.
-        """
-        if self._max_pieces is None:
-            self._max_pieces = self._piece_budget()
-        return self._max_pieces
-
-    def _piece_budget(self) -> int:
-        tok = self._tokenizer()
-        if tok is None:
-            return self.max_words
-        limit = int(getattr(tok, "model_max_length", 0) or 0)
-        if not 0 < limit < 1_000_000:  # "no limit" sentinel: the encoder's position embeddings are the limit
-            enc = getattr(self.model.config, "encoder_config", None)
-            limit = int(getattr(enc, "max_position_embeddings", 512) or 512)
-        one = [{"tokenized_text": ["x"], "ner": None}]
-        batch = self.model.collate_batch(one, list(self.spec.labels), self._collator)
-        x = len(tok([["x"]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0])
-        overhead = int(batch["input_ids"].shape[1]) - x
-        return max(1, limit - overhead)
+        """Sub-word pieces of a post's words that the encoder reads in one pass (:attr:`WordPieces.limit`)."""
+        return self.pieces.limit
 
     def predict(
         self, texts: Sequence[str], *, threshold: float | None = None, batch_size: int = 16
@@ -383,9 +314,16 @@ def load_extractor(
 
     def build(rt: str) -> Extractor:
         return Extractor(
-            model, spec, name=r.name, version=r.version, path=r.path, runtime=rt, threads=threads, prior=prior,
+            model,
+            spec,
+            name=r.name,
+            version=r.version,
+            path=r.path,
+            runtime=rt,
+            threads=threads,
+            prior=prior,
             lexicon=lexicon,
-        )  # fmt: skip
+        )
 
     if not measure:
         return build(runtime)
