@@ -43,8 +43,12 @@ def arrival(files: list[Path]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, prior in (("prior_off", False), ("prior_on", True)):
         m = evaluate(build_resolver("offline", prior=prior), files, order="arrival", mrr=True)
-        out[name] = {**_row(m), "by_type": {k: _row(v) for k, v in m["by_type"].items()},
-                     "by_event": {k: _row(v) for k, v in m["by_event"].items()}, "mrr": m["mrr"]}  # fmt: skip
+        out[name] = {
+            **_row(m),
+            "by_type": {k: _row(v) for k, v in m["by_type"].items()},
+            "by_event": {k: _row(v) for k, v in m["by_event"].items()},
+            "mrr": m["mrr"],
+        }
         print(json.dumps({"arrival": name, **_row(m)}), flush=True)
     return out
 
@@ -68,8 +72,11 @@ def interleaved(files: list[Path], pair: tuple[str, str], first: int) -> dict[st
             rows = [d for d in first_rows if d["event"] == ev]
             hits = sum(1 for d in rows if d["km"] is not None and d["km"] <= 161)
             per_event[ev] = {"n": len(rows), "acc_161": round(hits / len(rows), 4) if rows else None}
-        out[name] = {**_row(m), "by_event": {k: _row(v) for k, v in m["by_event"].items()},
-                     f"first_{first}_posts": per_event}  # fmt: skip
+        out[name] = {
+            **_row(m),
+            "by_event": {k: _row(v) for k, v in m["by_event"].items()},
+            f"first_{first}_posts": per_event,
+        }
         print(json.dumps({"interleaved": name, **out[name]}), flush=True)
     return out
 
@@ -87,8 +94,13 @@ def speed(files: list[Path]) -> dict[str, Any]:
                 n += len(p.mentions)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         # CPU seconds are the figure to compare on a shared machine; wall seconds include waiting for a core.
-        out[name] = {"mentions": n, "wall_s": round(secs, 2), "cpu_s": round(cpu, 2),
-                     "mentions_per_wall_s": round(n / secs, 1), "mentions_per_cpu_s": round(n / cpu, 1)}  # fmt: skip
+        out[name] = {
+            "mentions": n,
+            "wall_s": round(secs, 2),
+            "cpu_s": round(cpu, 2),
+            "mentions_per_wall_s": round(n / secs, 1),
+            "mentions_per_cpu_s": round(n / cpu, 1),
+        }
         print(json.dumps({"speed": name, **out[name]}), flush=True)
     return out
 
@@ -108,8 +120,11 @@ def main() -> int:
     ev = tuple(args.pair.split(","))
     if len(ev) != 2:
         ap.error("--pair takes two event names, e.g. hurricane_harvey_2017,kaikoura_earthquake_2016")
-    results = {"arrival": arrival(files), "interleaved": interleaved(files, (ev[0], ev[1]), args.first),
-               "speed": speed(files)}  # fmt: skip
+    results = {
+        "arrival": arrival(files),
+        "interleaved": interleaved(files, (ev[0], ev[1]), args.first),
+        "speed": speed(files),
+    }
     out = ROOT / "bench" / "results" / "geocode_stream.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -193,10 +193,22 @@ def main() -> None:
         row["speedup"] = round(row["posts_per_s"] / base["posts_per_s"], 2)
         row["f1_delta"] = round(row["f1"] - base["f1"], 4)
     if a.result:
-        write_result(a.result, area="inference", title=f"runtimes of {a.model}, batches of {a.batch_size}", rows=[
-            {"name": r["variant"], "runtime": r["runtime"], "posts_per_s": r["posts_per_s"], "x_torch": r["speedup"],
-             "f1": round(r["f1"], 4), "delta_f1": r["f1_delta"]} for r in rows
-        ])  # fmt: skip
+        write_result(
+            a.result,
+            area="inference",
+            title=f"runtimes of {a.model}, batches of {a.batch_size}",
+            rows=[
+                {
+                    "name": r["variant"],
+                    "runtime": r["runtime"],
+                    "posts_per_s": r["posts_per_s"],
+                    "x_torch": r["speedup"],
+                    "f1": round(r["f1"], 4),
+                    "delta_f1": r["f1_delta"],
+                }
+                for r in rows
+            ],
+        )
     if a.json:
         print(
             json.dumps(

@@ -195,8 +195,17 @@ def table(rows: list[Row]) -> str:
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         ratio = f"{r.times_typical:.1f}×" if r.times_typical is not None else "–"
-        cells = [r.case + (f" ({r.note})" if r.note else ""), r.chars, r.utf8_bytes, r.windows, r.mentions,
-                 r.first_ms, r.median_ms, r.model_ms, ratio]  # fmt: skip
+        cells = [
+            r.case + (f" ({r.note})" if r.note else ""),
+            r.chars,
+            r.utf8_bytes,
+            r.windows,
+            r.mentions,
+            r.first_ms,
+            r.median_ms,
+            r.model_ms,
+            ratio,
+        ]
         lines.append("| " + " | ".join("–" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines)
 

@@ -239,11 +239,19 @@ def candidate_from_photon(raw: dict[str, Any]) -> Candidate | None:
     name = str(props.get("name") or "")
     parts = [name, props.get("city"), props.get("county"), props.get("state"), props.get("country")]
     return Candidate(
-        name=name, lat=float(coords[1]), lon=float(coords[0]), kind=kind, feature_type=ptype or kind,
-        country_code=cc.upper() if isinstance(cc, str) else None, admin1=props.get("state"),
-        admin2=props.get("county"), importance=importance(kind, 0), bbox=bbox,
-        display_name=", ".join(dict.fromkeys(str(p) for p in parts if p)), match=1.0,
-    )  # fmt: skip
+        name=name,
+        lat=float(coords[1]),
+        lon=float(coords[0]),
+        kind=kind,
+        feature_type=ptype or kind,
+        country_code=cc.upper() if isinstance(cc, str) else None,
+        admin1=props.get("state"),
+        admin2=props.get("county"),
+        importance=importance(kind, 0),
+        bbox=bbox,
+        display_name=", ".join(dict.fromkeys(str(p) for p in parts if p)),
+        match=1.0,
+    )
 
 
 def candidate_from_location(loc: Location) -> Candidate | None:
@@ -255,8 +263,15 @@ def candidate_from_location(loc: Location) -> Candidate | None:
         return candidate_from_nominatim(raw)
     if raw.get("type") == "Feature":
         return candidate_from_photon(raw)
-    return Candidate(name=str(loc.address).split(",")[0], lat=loc.latitude, lon=loc.longitude, kind="poi",
-                     feature_type="place", display_name=str(loc.address), importance=0.5)  # fmt: skip
+    return Candidate(
+        name=str(loc.address).split(",")[0],
+        lat=loc.latitude,
+        lon=loc.longitude,
+        kind="poi",
+        feature_type="place",
+        display_name=str(loc.address),
+        importance=0.5,
+    )
 
 
 def _default_adapter_factory() -> Callable[..., Any]:

@@ -162,8 +162,20 @@ def add_continents_and_regions(b: Builder, gc: Any) -> None:
     for cont in gc.get_continents().values():
         box = cont.get("bbox") or {}
         cbox = (box["south"], box["west"], box["north"], box["east"]) if box else None
-        pid = b.add(Place(cont["name"], "continent", "continent", None, None, None, float(cont["lat"]),
-                          float(cont["lng"]), int(cont.get("population") or 0), cbox))  # fmt: skip
+        pid = b.add(
+            Place(
+                cont["name"],
+                "continent",
+                "continent",
+                None,
+                None,
+                None,
+                float(cont["lat"]),
+                float(cont["lng"]),
+                int(cont.get("population") or 0),
+                cbox,
+            )
+        )
         b.name(pid, cont["name"], Q.name)
         for alt in cont.get("alternateNames", []):
             latin = alt.get("lang") in ("en", "es", "fr", "it", "pt") and is_latin(alt["name"])
@@ -295,8 +307,20 @@ def _add_state(b: Builder, d: Divisions, cc: str, s: Any) -> None:
     ext = d.admin1.get(key)
     bbox = ext.bbox if ext and ext.towns >= 3 else None
     ftype = (s.type or "state").lower()
-    pid = b.add(Place(s.name, "admin1", ftype, cc, s.name, None, float(s.latitude), float(s.longitude),
-                      ext.population if ext else 0, bbox))  # fmt: skip
+    pid = b.add(
+        Place(
+            s.name,
+            "admin1",
+            ftype,
+            cc,
+            s.name,
+            None,
+            float(s.latitude),
+            float(s.longitude),
+            ext.population if ext else 0,
+            bbox,
+        )
+    )
     d.admin1_display[key] = s.name
     b.name(pid, s.name, Q.name)
     b.fuzzy_name(pid, s.name)
@@ -348,8 +372,19 @@ def add_towns(b: Builder, joined: Joined, d: Divisions) -> None:
         a1_raw = row.get("state") if row else d.admin1_of_code.get((cc, city["admin1code"]))
         city_a1 = d.admin1_display.get((cc, division_key(a1_raw)), a1_raw) if a1_raw else None
         pop = int(city.get("population") or 0)
-        pid = b.add(Place(city["name"], "city", "city", cc, city_a1, row.get("county") if row else None,
-                          float(city["latitude"]), float(city["longitude"]), pop))  # fmt: skip
+        pid = b.add(
+            Place(
+                city["name"],
+                "city",
+                "city",
+                cc,
+                city_a1,
+                row.get("county") if row else None,
+                float(city["latitude"]),
+                float(city["longitude"]),
+                pop,
+            )
+        )
         b.name(pid, city["name"], Q.name, squashed=pop >= 1000)
         if pop >= 10_000:
             b.fuzzy_name(pid, city["name"])

@@ -37,30 +37,67 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, Any]:
 
 def _backend_options(f: Any) -> Any:
     decorators = [
-        option("--backend", default="offline", show_default=True,
-               help="offline, nominatim, photon, or any geopy geocoder name."),
+        option(
+            "--backend",
+            default="offline",
+            show_default=True,
+            help="offline, nominatim, photon, or any geopy geocoder name.",
+        ),
         option("--geocoder-url", default=None, help="Base URL of a self-hosted service, e.g. http://127.0.0.1:8080."),
         option("--user-agent", default=None, help="User agent for Nominatim/Photon (required by their policies)."),
-        option("--geocoder-option", "geocoder_options", multiple=True, metavar="KEY=VALUE",
-               help="Keyword option of the geopy geocoder (repeatable). Keys go in LMR_GEOCODER_API_KEY, never here."),
+        option(
+            "--geocoder-option",
+            "geocoder_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Keyword option of the geopy geocoder (repeatable). Keys go in LMR_GEOCODER_API_KEY, never here.",
+        ),
         option("--geocoder-timeout", type=float, default=10.0, show_default=True, help="Seconds per request."),
-        option("--geocoder-min-delay", type=float, default=None,
-               help="Seconds between requests to a remote service [default: 1.0, Nominatim's policy]."),
-        option("--cache-path", type=click.Path(dir_okay=False), default=None,
-               help="Persistent SQLite cache of answers (default: in memory only)."),
-        option("--region", default=None,
-               help="Event context: country codes 'US,PR' or a box 'south,west,north,east'."),
-        option("--min-confidence", type=float, default=0.0, show_default=True,
-               help="Below this candidate probability a mention is Unresolved(ambiguous)."),
-        option("--fallback", type=click.Choice(FALLBACKS), default="context", show_default=True,
-               help="context: a mention with no candidate inherits the post's most specific place."),
-        option("--offline-fallback", is_flag=True,
-               help="Answer from the offline gazetteer when a remote service fails (outage, 429, open circuit)."),
-        option("--geocoder-rate-file", default=None, type=click.Path(dir_okay=False),
-               help="Share the request rate with every process naming this file (several workers on one host)."),
-        option("--prior/--no-prior", default=False, show_default=True,
-               help="Stream prior: recent confident places break ties between namesakes (see docs/geocode.md)."),
-    ]  # fmt: skip
+        option(
+            "--geocoder-min-delay",
+            type=float,
+            default=None,
+            help="Seconds between requests to a remote service [default: 1.0, Nominatim's policy].",
+        ),
+        option(
+            "--cache-path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Persistent SQLite cache of answers (default: in memory only).",
+        ),
+        option("--region", default=None, help="Event context: country codes 'US,PR' or a box 'south,west,north,east'."),
+        option(
+            "--min-confidence",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help="Below this candidate probability a mention is Unresolved(ambiguous).",
+        ),
+        option(
+            "--fallback",
+            type=click.Choice(FALLBACKS),
+            default="context",
+            show_default=True,
+            help="context: a mention with no candidate inherits the post's most specific place.",
+        ),
+        option(
+            "--offline-fallback",
+            is_flag=True,
+            help="Answer from the offline gazetteer when a remote service fails (outage, 429, open circuit).",
+        ),
+        option(
+            "--geocoder-rate-file",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="Share the request rate with every process naming this file (several workers on one host).",
+        ),
+        option(
+            "--prior/--no-prior",
+            default=False,
+            show_default=True,
+            help="Stream prior: recent confident places break ties between namesakes (see docs/geocode.md).",
+        ),
+    ]
     for d in reversed(decorators):
         f = d(f)
     return f
@@ -132,7 +169,7 @@ def _spans(post: str, mentions: tuple[str, ...]) -> list[_Span]:
 )
 @option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @config_option
-def resolve(text: str, mentions: tuple[str, ...], k: int | None, as_json: bool, **params: Any) -> None:  # fmt: skip
+def resolve(text: str, mentions: tuple[str, ...], k: int | None, as_json: bool, **params: Any) -> None:
     """Resolve a place name, or the mentions of a post, and print where they are.
 
     \b
@@ -165,14 +202,24 @@ def resolve(text: str, mentions: tuple[str, ...], k: int | None, as_json: bool, 
 def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: bool) -> None:
     for span, places in zip(spans, ranked, strict=True):
         if as_json:
-            click.echo(json.dumps({"text": span.text, "start": span.start, "end": span.end,
-                                   "candidates": [r.to_dict() for r in places]}, ensure_ascii=False))  # fmt: skip
+            click.echo(
+                json.dumps(
+                    {
+                        "text": span.text,
+                        "start": span.start,
+                        "end": span.end,
+                        "candidates": [r.to_dict() for r in places],
+                    },
+                    ensure_ascii=False,
+                )
+            )
             continue
         if not places:
             click.echo(f"{span.text}\tunresolved: no_candidate")
         for rank, r in enumerate(places, start=1):
-            click.echo(f"{span.text}\t{rank}\t{r.lat:.5f},{r.lon:.5f}\t{r.feature_type}\t{r.display_name}"
-                       f"\t(p={r.score:.2f})")  # fmt: skip
+            click.echo(
+                f"{span.text}\t{rank}\t{r.lat:.5f},{r.lon:.5f}\t{r.feature_type}\t{r.display_name}\t(p={r.score:.2f})"
+            )
 
 
 @main.command(cls=SectionedCommand, sections=hs.EVALUATE_SECTIONS)
@@ -203,8 +250,18 @@ def _print_ranked(spans: list[_Span], ranked: list[list[Resolution]], as_json: b
 )
 @result_option
 @config_option
-def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None, order: str, typed: bool, mrr: bool,
-             as_json: bool, report: str | None, result_path: str | None, **params: Any) -> None:  # fmt: skip
+def evaluate(
+    data: tuple[str, ...],
+    region_map: str | None,
+    details: str | None,
+    order: str,
+    typed: bool,
+    mrr: bool,
+    as_json: bool,
+    report: str | None,
+    result_path: str | None,
+    **params: Any,
+) -> None:
     """Resolve IDRISI-D gold mentions and score them against the annotators' OSM points.
 
     Prints acc_161 (share of ALL gold mentions within 161 km; unresolved = miss),
@@ -259,9 +316,11 @@ def evaluate(data: tuple[str, ...], region_map: str | None, details: str | None,
     for title, table in (("type", metrics["by_type"]), ("event", metrics["by_event"])):
         click.echo(f"{title:<30}{'n':>6}{'acc_161':>9}{'coverage':>10}{'median_km':>11}{'mean_km':>9}")
         for name, m in table.items():
-            click.echo(f"{name:<30}{m['n']:>6}{m['acc_161']:>9.3f}{m['coverage']:>10.3f}"
-                       f"{m['median_km'] if m['median_km'] is not None else '-':>11}"
-                       f"{m['mean_km'] if m['mean_km'] is not None else '-':>9}")  # fmt: skip
+            click.echo(
+                f"{name:<30}{m['n']:>6}{m['acc_161']:>9.3f}{m['coverage']:>10.3f}"
+                f"{m['median_km'] if m['median_km'] is not None else '-':>11}"
+                f"{m['mean_km'] if m['mean_km'] is not None else '-':>9}"
+            )
     if "mrr" in metrics:
         click.echo(f"{'level':<30}{'n':>6}{'MRR@1':>9}{'MRR@3':>9}{'MRR@5':>9}")
         for level, m in metrics["mrr"].items():

@@ -240,13 +240,15 @@ def choose(
         new_scores = list(base)  # a mention outside the joint step keeps its own score
         for i in joint:
             others: list[tuple[Sequence[Candidate], Sequence[float], float]] = [
-                (cands[j], probs[j], 1.0) for j in joint
+                (cands[j], probs[j], 1.0)
+                for j in joint
                 if j != i and keys[j] != keys[i] and not _overlap(spans[i], spans[j])
-            ]  # fmt: skip
+            ]
             others.extend(
-                (e.candidates, ep, e.weight) for e, ep in zip(extra, extra_probs, strict=True)
+                (e.candidates, ep, e.weight)
+                for e, ep in zip(extra, extra_probs, strict=True)
                 if e.key != keys[i] and not _overlap(spans[i], e.span)
-            )  # fmt: skip
+            )
             support = [min(_support(c, others, w), w.ctx_cap) for c in cands[i]]
             new_scores[i] = [b + w.ctx * s for b, s in zip(base[i], support, strict=True)]
         scores = new_scores

@@ -83,8 +83,16 @@ def output_place(loc: Any) -> OutputPlace | None:
     ):
         return OutputPlace(loc["start"], loc["end"], text)
     cc = geo.get("country_code")
-    return OutputPlace(loc["start"], loc["end"], text, float(geo["lat"]), float(geo["lon"]), str(geo.get("kind") or ""),
-                       cc if isinstance(cc, str) else None, str(geo.get("display_name") or ""))  # fmt: skip
+    return OutputPlace(
+        loc["start"],
+        loc["end"],
+        text,
+        float(geo["lat"]),
+        float(geo["lon"]),
+        str(geo.get("kind") or ""),
+        cc if isinstance(cc, str) else None,
+        str(geo.get("display_name") or ""),
+    )
 
 
 def output_places(locations: Iterable[Any]) -> list[OutputPlace]:
@@ -106,8 +114,12 @@ def resolve_outputs(
     for post, spans in zip(posts, predicted, strict=True):
         ms = [Span(p.start, p.end, getattr(p, "label", DEFAULT_LABEL), text=post.text[p.start : p.end]) for p in spans]
         results = resolver.resolve(ms, post.text, stream=stream) if ms else []
-        out.append(output_places({"text": m.text, "start": m.start, "end": m.end, "geo": r.to_dict()}
-                                 for m, r in zip(ms, results, strict=True)))  # fmt: skip
+        out.append(
+            output_places(
+                {"text": m.text, "start": m.start, "end": m.end, "geo": r.to_dict()}
+                for m, r in zip(ms, results, strict=True)
+            )
+        )
     return out
 
 
@@ -175,8 +187,11 @@ def score_post(post: GoldPost, outputs: Sequence[OutputPlace], km: float = ACC_K
     gold: dict[SpanKey, GoldPlace] = _unique(post.places)
     outs: dict[SpanKey, OutputPlace] = _unique(outputs, prefer=lambda o: o.placed)
     res = PostScore(post, unplaced=sum(not o.placed for o in outs.values()))
-    dist = {s: haversine_km(g.lat, g.lon, o.lat, o.lon) for s, g in gold.items()
-            if (o := outs.get(s)) is not None and o.lat is not None and o.lon is not None}  # fmt: skip
+    dist = {
+        s: haversine_km(g.lat, g.lon, o.lat, o.lon)
+        for s, g in gold.items()
+        if (o := outs.get(s)) is not None and o.lat is not None and o.lon is not None
+    }
     for s, g in gold.items():
         o = outs.get(s)
         if o is not None and s in dist and dist[s] <= km:
@@ -229,8 +244,14 @@ def _overlap_found(gold: Sequence[GoldPlace], outs: Sequence[OutputPlace], km: f
 
 
 def _prf(c: Counts) -> dict[str, Any]:
-    return {"precision": round(c.precision, 4), "recall": round(c.recall, 4), "f1": round(c.f1, 4),
-            "n_gold": c.n_gold, "n_pred": c.n_pred, "tp": c.tp}  # fmt: skip
+    return {
+        "precision": round(c.precision, 4),
+        "recall": round(c.recall, 4),
+        "f1": round(c.f1, 4),
+        "n_gold": c.n_gold,
+        "n_pred": c.n_pred,
+        "tp": c.tp,
+    }
 
 
 def _shares(counts: Counter[str], causes: Sequence[str]) -> dict[str, dict[str, Any]]:

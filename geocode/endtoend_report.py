@@ -44,13 +44,17 @@ def place_map(scores: Sequence[PostScore], km: float) -> str:
     points(ax, found, "e2e-found", sizes=12, color=FOUND, marker="o")
     points(ax, [pt for _, pt in wrong], "e2e-wrong", sizes=16, color=WRONG, marker="x")
     ax.legend(
-        handles=legend_handles({
-            f"found (output within {km:g} km)": {"marker": "o", "color": FOUND, "markersize": 4},
-            "wrong output place (line: to the gold place of its span)": {"marker": "x", "color": WRONG},
-            "gold place missed": {"marker": "o", "markerfacecolor": "none", "color": MISSED},
-        }),
-        loc="lower left", fontsize=7, framealpha=0.9,
-    )  # fmt: skip
+        handles=legend_handles(
+            {
+                f"found (output within {km:g} km)": {"marker": "o", "color": FOUND, "markersize": 4},
+                "wrong output place (line: to the gold place of its span)": {"marker": "x", "color": WRONG},
+                "gold place missed": {"marker": "o", "markerfacecolor": "none", "color": MISSED},
+            }
+        ),
+        loc="lower left",
+        fontsize=7,
+        framealpha=0.9,
+    )
     return to_svg(fig, "e2e-map")
 
 
@@ -103,8 +107,9 @@ def worst_posts(scores: Sequence[PostScore], limit: int = WORST_POSTS) -> str:
 
 def _causes_chart(name: str, causes: dict[str, dict[str, Any]], keys: Sequence[str], title: str) -> str:
     labels = [CAUSE_WORDS[k] for k in keys]
-    return bar_chart(name, labels, {"share": [causes[k]["share"] for k in keys]}, title=title,
-                     counts=[causes[k]["n"] for k in keys])  # fmt: skip
+    return bar_chart(
+        name, labels, {"share": [causes[k]["share"] for k in keys]}, title=title, counts=[causes[k]["n"] for k in keys]
+    )
 
 
 def _prf_chart(name: str, groups: dict[str, dict[str, Any]], title: str) -> str:
@@ -117,12 +122,22 @@ def _summary(r: dict[str, Any], spans: dict[str, Any] | None) -> str:
     km = f"{r['km']:g} km"
     rows = [
         (f"end to end, exact span, within {km}", f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}"),
-        (f"end to end, overlapping span, within {km}", f"{r['overlap_precision']:.3f}",
-         f"{r['overlap_recall']:.3f}", f"{r['overlap_f1']:.3f}"),
-    ]  # fmt: skip
+        (
+            f"end to end, overlapping span, within {km}",
+            f"{r['overlap_precision']:.3f}",
+            f"{r['overlap_recall']:.3f}",
+            f"{r['overlap_f1']:.3f}",
+        ),
+    ]
     if spans is not None:
-        rows.append(("recognition only, exact span", f"{spans['precision']:.3f}", f"{spans['recall']:.3f}",
-                     f"{spans['f1']:.3f}"))  # fmt: skip
+        rows.append(
+            (
+                "recognition only, exact span",
+                f"{spans['precision']:.3f}",
+                f"{spans['recall']:.3f}",
+                f"{spans['f1']:.3f}",
+            )
+        )
     counts = f"<p>{r['n_posts']} posts, {r['n_gold']} gold places, {r['n_pred']} output places, {r['tp']} found.</p>"
     return metric_table(rows, ("score", "precision", "recall", "F1")) + counts + f"<p>{html.escape(r['note'])}</p>"
 
@@ -142,27 +157,43 @@ def endtoend_report(
     sections = [
         ("Summary", _summary(r, spans)),
         ("Map", place_map(scores, r["km"])),
-        ("Errors by cause", _causes_chart("miss-causes", r["misses"], MISS_CAUSES, "Missed gold places by cause")
-         + _causes_chart("wrong-causes", r["wrong"], WRONG_CAUSES, "Wrong output places by cause")),
-    ]  # fmt: skip
+        (
+            "Errors by cause",
+            _causes_chart("miss-causes", r["misses"], MISS_CAUSES, "Missed gold places by cause")
+            + _causes_chart("wrong-causes", r["wrong"], WRONG_CAUSES, "Wrong output places by cause"),
+        ),
+    ]
     if r["by_event"]:
         sections.append(("Per event", _prf_chart("events", r["by_event"], "End-to-end P/R/F1 per event")))
     if r["by_lang"]:
-        rows = [(k, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["n_gold"]))
-                for k, v in r["by_lang"].items()]  # fmt: skip
+        rows = [
+            (k, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["n_gold"]))
+            for k, v in r["by_lang"].items()
+        ]
         sections.append(("Per language", metric_table(rows, ("language", "precision", "recall", "F1", "gold"))))
     if r["by_type"]:
         types = r["by_type"]
-        chart = bar_chart("types", list(types), {"recall": [v["recall"] for v in types.values()]},
-                          title="End-to-end recall per location type",
-                          counts=[v["n"] for v in types.values()])  # fmt: skip
+        chart = bar_chart(
+            "types",
+            list(types),
+            {"recall": [v["recall"] for v in types.values()]},
+            title="End-to-end recall per location type",
+            counts=[v["n"] for v in types.values()],
+        )
         note = "<p>Output places carry no type, so precision per type is not defined; recall is.</p>"
         sections.append(("Per location type", chart + note))
     sections.append(("Worst posts", worst_posts(scores, limit)))
     return page(title, subtitle, sections)
 
 
-def write_endtoend_report(path: str | Path, result: dict[str, Any], scores: Sequence[PostScore], *,
-                          spans: dict[str, Any] | None = None, title: str, subtitle: str = "") -> Path:  # fmt: skip
+def write_endtoend_report(
+    path: str | Path,
+    result: dict[str, Any],
+    scores: Sequence[PostScore],
+    *,
+    spans: dict[str, Any] | None = None,
+    title: str,
+    subtitle: str = "",
+) -> Path:
     """Build the end-to-end report and write it to ``path``."""
     return write_report(path, endtoend_report(result, scores, spans=spans, title=title, subtitle=subtitle))

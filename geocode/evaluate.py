@@ -101,8 +101,7 @@ def read_idrisi(path: str | Path) -> Iterator[GoldPost]:
                     if "lat" not in osm:
                         raise KeyError("osm_json.lat")
                     start, end = mention_offsets(m)
-                    gold.append(GoldMention(m["text"], start, end, m["type"],
-                                            float(osm["lat"]), float(osm["lon"])))  # fmt: skip
+                    gold.append(GoldMention(m["text"], start, end, m["type"], float(osm["lat"]), float(osm["lon"])))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise DataError(
                     f"{p}:{n} is not an IDRISI-D record ({exc}).",
@@ -164,8 +163,16 @@ def evaluate(
             for t in (total, by_type[g.type], by_event[post.event]):
                 t.add(km)
             if details is not None:
-                details.append({"event": post.event, "type": g.type, "gold": [g.lat, g.lon], "km": km,
-                                "post": post.text, **r.to_dict()})  # fmt: skip
+                details.append(
+                    {
+                        "event": post.event,
+                        "type": g.type,
+                        "gold": [g.lat, g.lon],
+                        "km": km,
+                        "post": post.text,
+                        **r.to_dict(),
+                    }
+                )
     if total.n == 0:
         raise DataError("The files hold no gold mentions.", "pass IDRISI-D lmd/*/dev.jsonl files.")
     out = _summary(total)

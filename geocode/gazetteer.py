@@ -77,11 +77,21 @@ class Gazetteer:
             box = tuple(json.loads(bbox)) if bbox else None
             out.append(
                 Candidate(
-                    name=name, lat=lat, lon=lon, kind=kind, feature_type=ftype, country_code=cc, admin1=a1,
-                    admin2=a2, population=pop, importance=importance(kind, pop), bbox=box,
-                    display_name=display, match=q,
+                    name=name,
+                    lat=lat,
+                    lon=lon,
+                    kind=kind,
+                    feature_type=ftype,
+                    country_code=cc,
+                    admin1=a1,
+                    admin2=a2,
+                    population=pop,
+                    importance=importance(kind, pop),
+                    bbox=box,
+                    display_name=display,
+                    match=q,
                 )
-            )  # fmt: skip
+            )
         return out
 
     def names(self) -> Iterator[tuple[str, str, int, bool]]:
@@ -143,6 +153,12 @@ def open_gazetteer(path: Path | None = None) -> Gazetteer:
 
 
 __all__ = (
-    "Gazetteer", "build_index", "cache_dir", "default_index_path", "division_key", "haversine_km", "importance",
+    "Gazetteer",
+    "build_index",
+    "cache_dir",
+    "default_index_path",
+    "division_key",
+    "haversine_km",
+    "importance",
     "open_gazetteer",
-)  # fmt: skip
+)

@@ -190,8 +190,14 @@ class Guard:
                 deadline = current()
                 if deadline is not None and delay >= deadline.left():
                     raise err from raw  # no time left to retry before the deadline
-                log.warning("%s: %s; retry %d/%d in %.1f s", self.service, err.problem, backoff.attempt,
-                            self.config.max_retries, delay)  # fmt: skip
+                log.warning(
+                    "%s: %s; retry %d/%d in %.1f s",
+                    self.service,
+                    err.problem,
+                    backoff.attempt,
+                    self.config.max_retries,
+                    delay,
+                )
                 self.retries += 1
                 self._sleep(delay)
                 continue

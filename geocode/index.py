@@ -82,11 +82,23 @@ def write_index(path: Path, b: Builder) -> None:
         con.executemany(
             "INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                (i, p.name, p.kind, p.ftype, p.cc, p.admin1, p.admin2, p.lat, p.lon, p.pop,
-                 json.dumps([round(x, 5) for x in p.bbox]) if p.bbox else None, display_name(p, b.country_names))
+                (
+                    i,
+                    p.name,
+                    p.kind,
+                    p.ftype,
+                    p.cc,
+                    p.admin1,
+                    p.admin2,
+                    p.lat,
+                    p.lon,
+                    p.pop,
+                    json.dumps([round(x, 5) for x in p.bbox]) if p.bbox else None,
+                    display_name(p, b.country_names),
+                )
                 for i, p in enumerate(b.places, start=1)
             ),
-        )  # fmt: skip
+        )
         best: dict[tuple[str, int], tuple[float, int]] = {}
         for key, pid, q, caps in b.names:
             old = best.get((key, pid))

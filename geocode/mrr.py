@@ -28,15 +28,59 @@ UNRESOLVED = "unresolved"
 
 #: IDRISI types (lower case) scored at each level, as in IDRISI-D's evaluation.
 LEVEL_TYPES: dict[str, frozenset[str]] = {
-    "country": frozenset({"island", "state", "city/town", "country", "county", "neighborhood", "road/street",
-                          "district", "other locations", "natural point-of-interest", "human-made point-of-interest"}),
-    "state": frozenset({"island", "state", "city/town", "county", "neighborhood", "road/street", "district",
-                        "other locations", "natural point-of-interest", "human-made point-of-interest"}),
-    "county": frozenset({"island", "city/town", "county", "neighborhood", "road/street", "district",
-                         "other locations", "natural point-of-interest", "human-made point-of-interest"}),
-    "city": frozenset({"city/town", "neighborhood", "road/street", "other locations", "natural point-of-interest",
-                       "human-made point-of-interest"}),
-}  # fmt: skip
+    "country": frozenset(
+        {
+            "island",
+            "state",
+            "city/town",
+            "country",
+            "county",
+            "neighborhood",
+            "road/street",
+            "district",
+            "other locations",
+            "natural point-of-interest",
+            "human-made point-of-interest",
+        }
+    ),
+    "state": frozenset(
+        {
+            "island",
+            "state",
+            "city/town",
+            "county",
+            "neighborhood",
+            "road/street",
+            "district",
+            "other locations",
+            "natural point-of-interest",
+            "human-made point-of-interest",
+        }
+    ),
+    "county": frozenset(
+        {
+            "island",
+            "city/town",
+            "county",
+            "neighborhood",
+            "road/street",
+            "district",
+            "other locations",
+            "natural point-of-interest",
+            "human-made point-of-interest",
+        }
+    ),
+    "city": frozenset(
+        {
+            "city/town",
+            "neighborhood",
+            "road/street",
+            "other locations",
+            "natural point-of-interest",
+            "human-made point-of-interest",
+        }
+    ),
+}
 
 
 @cache

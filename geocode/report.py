@@ -33,20 +33,36 @@ def error_map(details: Sequence[dict[str, Any]]) -> str:
     resolved = [(r, p) for r in details if (p := _latlon(r)) is not None]
     far = [(r, p) for r, p in resolved if r["km"] is not None and r["km"] > ACC_KM]
     fig, ax = world_axes(view_box(gold + [p for _, p in resolved], pad=10))
-    segments(ax, [((r["gold"][0], r["gold"][1]), p) for r, p in far], "error-lines", colors=FAR, linewidths=0.6,
-             alpha=0.6)  # fmt: skip
+    segments(
+        ax, [((r["gold"][0], r["gold"][1]), p) for r, p in far], "error-lines", colors=FAR, linewidths=0.6, alpha=0.6
+    )
     points(ax, gold, "gold-places", sizes=10, color=GOLD, marker="o")
-    points(ax, [p for r, p in resolved if r not in [f for f, _ in far]], "resolved-near", sizes=14,
-           facecolors="none", edgecolors=NEAR, linewidths=1.0)  # fmt: skip
+    points(
+        ax,
+        [p for r, p in resolved if r not in [f for f, _ in far]],
+        "resolved-near",
+        sizes=14,
+        facecolors="none",
+        edgecolors=NEAR,
+        linewidths=1.0,
+    )
     points(ax, [p for _, p in far], "resolved-far", sizes=14, facecolors="none", edgecolors=FAR, linewidths=1.0)
     ax.legend(
-        handles=legend_handles({
-            "gold place": {"marker": "o", "color": GOLD, "markersize": 4},
-            f"resolved within {ACC_KM:g} km": {"marker": "o", "markerfacecolor": "none", "color": NEAR},
-            f"resolved beyond {ACC_KM:g} km (line to gold)": {"marker": "o", "markerfacecolor": "none", "color": FAR},
-        }),
-        loc="lower left", fontsize=7, framealpha=0.9,
-    )  # fmt: skip
+        handles=legend_handles(
+            {
+                "gold place": {"marker": "o", "color": GOLD, "markersize": 4},
+                f"resolved within {ACC_KM:g} km": {"marker": "o", "markerfacecolor": "none", "color": NEAR},
+                f"resolved beyond {ACC_KM:g} km (line to gold)": {
+                    "marker": "o",
+                    "markerfacecolor": "none",
+                    "color": FAR,
+                },
+            }
+        ),
+        loc="lower left",
+        fontsize=7,
+        framealpha=0.9,
+    )
     return to_svg(fig, "error-map")
 
 
@@ -87,17 +103,28 @@ def geocode_report(
     sections = [
         ("Summary", summary),
         ("Map", error_map(details)),
-        ("Error distance", cdf_chart("error-cdf", km, title="Error distance, resolved mentions (CDF)",
-                                     mark=ACC_KM, xlabel="km from the annotators' point (log)") if km else "<p>-</p>"),
+        (
+            "Error distance",
+            cdf_chart(
+                "error-cdf",
+                km,
+                title="Error distance, resolved mentions (CDF)",
+                mark=ACC_KM,
+                xlabel="km from the annotators' point (log)",
+            )
+            if km
+            else "<p>-</p>",
+        ),
         ("Per location type", _breakdown("types", m["by_type"], f"acc@{ACC_KM:g} km and coverage per IDRISI type")),
-    ]  # fmt: skip
+    ]
     if len(m.get("by_event", {})) > 1:
         sections.append(("Per event", _breakdown("events", m["by_event"], f"acc@{ACC_KM:g} km and coverage per event")))
     sections.append((f"Furthest from gold (> {ACC_KM:g} km)", _worst_table(details, limit)))
     return page("Geocoding evaluation", subtitle or f"backend {m.get('backend', '-')}", sections)
 
 
-def write_geocode_report(path: str | Path, metrics: dict[str, Any], details: Sequence[dict[str, Any]],
-                         *, subtitle: str = "") -> Path:  # fmt: skip
+def write_geocode_report(
+    path: str | Path, metrics: dict[str, Any], details: Sequence[dict[str, Any]], *, subtitle: str = ""
+) -> Path:
     """Build the report and write it to ``path``."""
     return write_report(path, geocode_report(metrics, details, subtitle=subtitle))

@@ -15,9 +15,15 @@ REASONS: tuple[str, ...] = ("no_candidate", "ambiguous", "backend_error", "rate_
 _TYPE_WORDS: dict[str, PlaceType] = {
     **{t: t for t in PLACE_TYPES},
     **{fine.lower(): coarse for fine, coarse in COARSE_OF.items()},
-    "province": "admin", "region": "admin", "admin1": "admin", "admin2": "admin",
-    "town": "city", "village": "city", "neighbourhood": "city", "road": "street",
-}  # fmt: skip
+    "province": "admin",
+    "region": "admin",
+    "admin1": "admin",
+    "admin2": "admin",
+    "town": "city",
+    "village": "city",
+    "neighbourhood": "city",
+    "road": "street",
+}
 
 
 def place_type(label: str | None) -> PlaceType | None:

@@ -51,11 +51,20 @@ def main(log_level: str, log_format: str) -> None:
     default=None,
     help="Also resolve the predictions with this geocoder; score places end to end (DATA with points).",
 )
-@option("--km", type=click.FloatRange(min=0, min_open=True), default=ACC_KM, show_default=True,
-        help="End to end: an output place this close to the gold point is right.")  # fmt: skip
-@option("--report", type=click.Path(dir_okay=False), default=None,
-        help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
-             "(with --geocoder: a map of found, wrong and missed places).")  # fmt: skip
+@option(
+    "--km",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ACC_KM,
+    show_default=True,
+    help="End to end: an output place this close to the gold point is right.",
+)
+@option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
+    "(with --geocoder: a map of found, wrong and missed places).",
+)
 @result_option
 def evaluate_cmd(
     model: str,

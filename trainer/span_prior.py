@@ -131,6 +131,9 @@ def fit_prior(
     }
     log.info(
         "Span prior: selection F1 %.4f at threshold %.2f (the model alone: %s at %.2f)",
-        metrics.get("f1", 0.0), threshold, without[0].get("f1"), without[1],
-    )  # fmt: skip
+        metrics.get("f1", 0.0),
+        threshold,
+        without[0].get("f1"),
+        without[1],
+    )
     return ex, metrics, threshold, info

@@ -178,9 +178,20 @@ def prepare(s: TrainSettings) -> Prepared:
     run_dir = Path(s.output_dir) / f"{s.name}-{stamp}"
     lexicon = span_prior.gazetteer_lexicon() if s.span_prior and eval_ex else None
     return Prepared(
-        s, device, train_ex, eval_ex, spec, model, train_records, eval_records, report, card, run_dir, heldout_ex,
+        s,
+        device,
+        train_ex,
+        eval_ex,
+        spec,
+        model,
+        train_records,
+        eval_records,
+        report,
+        card,
+        run_dir,
+        heldout_ex,
         lexicon,
-    )  # fmt: skip
+    )
 
 
 def _records(examples: list[Example], labels: list[str], case: bool, report: AlignmentReport) -> list[dict[str, Any]]:

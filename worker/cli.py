@@ -464,11 +464,20 @@ def _secrets() -> dict[str, Any]:
 @click.argument("gold", nargs=-1, required=True)
 @option("--id-field", default=_d("id_field"), show_default=True)
 @option("--json", "as_json", is_flag=True, default=False, help="Print the full result as JSON.")
-@option("--km", type=click.FloatRange(min=0, min_open=True), default=ACC_KM, show_default=True,
-        help="End to end (GOLD with points): an output place this close to the gold point is right.")  # fmt: skip
-@option("--report", type=click.Path(dir_okay=False), default=None,
-        help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
-             "(with GOLD points: a map of found, wrong and missed places).")  # fmt: skip
+@option(
+    "--km",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ACC_KM,
+    show_default=True,
+    help="End to end (GOLD with points): an output place this close to the gold point is right.",
+)
+@option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
+    "(with GOLD points: a map of found, wrong and missed places).",
+)
 def evaluate_cmd(
     output: str, gold: tuple[str, ...], id_field: str, as_json: bool, km: float, report: str | None
 ) -> None:

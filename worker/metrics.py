@@ -125,9 +125,11 @@ class Metrics:
             "lmr_worker_commit_failures", "Offset commits that failed (work is redone).", registry=r
         )
         self.lag = Gauge(
-            "lmr_worker_consumer_lag", "Records after the committed offset (high watermark - committed).",
-            ["topic", "partition"], registry=r,
-        )  # fmt: skip
+            "lmr_worker_consumer_lag",
+            "Records after the committed offset (high watermark - committed).",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.revoked_records = Counter(
             "lmr_worker_revoked_records",
             "Uncommitted records dropped on partition revocation (the new owner reads them again).",
@@ -211,8 +213,11 @@ class Metrics:
         self.posts_per_s.set(self._rate)
 
     def set_geocode(self, stats: Mapping[str, object]) -> None:
-        gauges = (("cache_hits", self.geocode_cache_hits), ("cache_misses", self.geocode_cache_misses),
-                  ("requests", self.geocode_requests))  # fmt: skip
+        gauges = (
+            ("cache_hits", self.geocode_cache_hits),
+            ("cache_misses", self.geocode_cache_misses),
+            ("requests", self.geocode_requests),
+        )
         for key, gauge in gauges:
             v = stats.get(key)
             if isinstance(v, int | float):

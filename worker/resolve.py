@@ -154,9 +154,15 @@ def build_geo_stage(
         ) from exc
     try:
         resolver = build_resolver(
-            backend=backend, url=url, user_agent=user_agent, cache_path=cache_path, region=region, prior=prior,
-            offline_fallback=offline_fallback, rate_limit_file=rate_limit_file,
-        )  # fmt: skip
+            backend=backend,
+            url=url,
+            user_agent=user_agent,
+            cache_path=cache_path,
+            region=region,
+            prior=prior,
+            offline_fallback=offline_fallback,
+            rate_limit_file=rate_limit_file,
+        )
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"Geocoder {backend!r} cannot be built: {exc}.", "check --geocoder and its --geocoder-* options."

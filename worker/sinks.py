@@ -284,8 +284,9 @@ class KafkaSink:
         src = item.record.source
         where = f"{src.topic}/{src.partition}@{src.offset}"
         if item.topic == self.dlq_topic or self.dlq_topic is None:
-            log.error("the broker refused the record for %s alone %d times (%r); dropped", where, item.refusals,
-                      item.error())  # fmt: skip
+            log.error(
+                "the broker refused the record for %s alone %d times (%r); dropped", where, item.refusals, item.error()
+            )
             return None
         error = f"the broker refused the enriched event ({item.error()!r}), sent alone {item.refusals} times"
         log.warning("record for %s refused by the broker; sending an %s dead letter: %s", where, EVENT_REFUSED, error)

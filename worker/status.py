@@ -100,11 +100,25 @@ def map_svg(cs: Sequence[Cluster]) -> str:
     from lmr.report.maps import WORLD, points, view_box, world_axes
 
     fig, ax = world_axes(view_box([(c.lat, c.lon) for c in cs], pad=6) if cs else WORLD, width=7.5)
-    points(ax, [(c.lat, c.lon) for c in cs], "clusters", sizes=[12 + 24 * math.sqrt(c.count) for c in cs],
-           color="#e45756", alpha=0.65, edgecolors="#8c1d1d", linewidths=0.6)  # fmt: skip
+    points(
+        ax,
+        [(c.lat, c.lon) for c in cs],
+        "clusters",
+        sizes=[12 + 24 * math.sqrt(c.count) for c in cs],
+        color="#e45756",
+        alpha=0.65,
+        edgecolors="#8c1d1d",
+        linewidths=0.6,
+    )
     for c in cs[:8]:
-        ax.annotate(f"{c.name.split(',')[0][:24]} ({c.count})", (c.lon, c.lat), xytext=(5, 4),
-                    textcoords="offset points", fontsize=7, color="#333333")  # fmt: skip
+        ax.annotate(
+            f"{c.name.split(',')[0][:24]} ({c.count})",
+            (c.lon, c.lat),
+            xytext=(5, 4),
+            textcoords="offset points",
+            fontsize=7,
+            color="#333333",
+        )
     return to_svg(fig, "live-map")
 
 

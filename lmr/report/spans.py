@@ -48,10 +48,12 @@ def classify(gold: Sequence[HasSpan], pred: Sequence[HasSpan]) -> list[Marked]:
     def touches(a: tuple[int, int], others: list[tuple[int, int]]) -> bool:
         return any(b not in exact and a[0] < b[1] and b[0] < a[1] for b in others)
 
-    out = [Marked(s, e, "ok" if (s, e) in exact else "boundary" if touches((s, e), ps) else "missed", True)
-           for s, e in gs]  # fmt: skip
-    out += [Marked(s, e, "boundary" if touches((s, e), gs) else "spurious", False)
-            for s, e in ps if (s, e) not in exact]  # fmt: skip
+    out = [
+        Marked(s, e, "ok" if (s, e) in exact else "boundary" if touches((s, e), ps) else "missed", True) for s, e in gs
+    ]
+    out += [
+        Marked(s, e, "boundary" if touches((s, e), gs) else "spurious", False) for s, e in ps if (s, e) not in exact
+    ]
     return out
 
 
@@ -135,23 +137,34 @@ def span_report(
     if groups:
         names = list(groups)
         series = {m: [groups[g][m] for g in names] for m in ("precision", "recall", "f1")}
-        chart = bar_chart("events", names, series, title="Exact-span P/R/F1 per event",
-                          counts=[groups[g]["n_gold"] for g in names])  # fmt: skip
+        chart = bar_chart(
+            "events", names, series, title="Exact-span P/R/F1 per event", counts=[groups[g]["n_gold"] for g in names]
+        )
         sections.append(("Per event", chart))
     types = r.get("recall_by_type", {})
     if types:
         names = list(types)
-        chart = bar_chart("types", names, {"recall": [types[t]["recall"] for t in names]},
-                          title="Exact-span recall per location type",
-                          counts=[types[t]["n"] for t in names])  # fmt: skip
+        chart = bar_chart(
+            "types",
+            names,
+            {"recall": [types[t]["recall"] for t in names]},
+            title="Exact-span recall per location type",
+            counts=[types[t]["n"] for t in names],
+        )
         note = "<p>Predictions carry no type, so precision and F1 per type are not defined; recall is.</p>"
         sections.append(("Per location type", chart + note))
     sections.append(("Worst posts", worst_posts_html(examples, predictions, limit)))
     return page(title, subtitle or f"threshold {r.get('threshold', '-')}", sections)
 
 
-def write_span_report(path: str | Path, result: dict[str, Any], posts: Sequence[tuple[Example, Sequence[HasSpan]]],
-                      *, title: str, subtitle: str = "") -> Path:  # fmt: skip
+def write_span_report(
+    path: str | Path,
+    result: dict[str, Any],
+    posts: Sequence[tuple[Example, Sequence[HasSpan]]],
+    *,
+    title: str,
+    subtitle: str = "",
+) -> Path:
     """Build the span report of ``posts`` (gold post, predictions) and write it to ``path``."""
     examples = [ex for ex, _ in posts]
     return write_report(path, span_report(result, examples, [p for _, p in posts], title=title, subtitle=subtitle))

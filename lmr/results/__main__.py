@@ -15,8 +15,13 @@ def main() -> None:
 
 
 @main.command("render")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=REPO, show_default=True,
-              help="Repository holding results/, docs/ and README.md.")  # fmt: skip
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=REPO,
+    show_default=True,
+    help="Repository holding results/, docs/ and README.md.",
+)
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 when a rendered file is out of date.")
 def render_cmd(root: Path, check: bool) -> None:
     """Write docs/results.md and the README's headline table (or check that they are current).
