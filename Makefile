@@ -12,7 +12,7 @@ export LMR_OFFLINE
 # e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" on machines where PyPI torch is CUDA
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup browser idrisi demo test lint docs results images bench-quality bench-speed bench-worker clean
+.PHONY: setup browser idrisi demo test test-fast lint docs results images bench-quality bench-speed bench-worker clean
 
 $(BIN)/lmr-worker: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,9 @@ test: setup  ## the whole test suite (CI runs exactly this)
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q tests
 
+test-fast: setup  ## the suite without the tests marked slow, no lint: the edit-test loop (tests/README.md)
+	$(BIN)/pytest -q -m "not slow" tests
+
 lint: setup
 	$(BIN)/ruff check lmr trainer worker geocode demo tests bench docker
 	$(BIN)/ruff format --check lmr trainer worker geocode demo tests bench docker
@@ -60,7 +63,7 @@ results: setup  ## render docs/results.md and the README's headline table from r
 	$(BIN)/python -m lmr.results render
 
 # Both images with docker or podman (docker/images.sh): from Docker Hub and the PyTorch CPU index where
-# they answer, else from a Debian base built here and this machine's pip sources. tests/test_images.py
+# they answer, else from a Debian base built here and this machine's pip sources. tests/docker/test_images.py
 # runs them when built (it skips otherwise). IMAGES="worker" builds one.
 images:  ## build lmr-worker and lmr-trainer (docker/README.md)
 	docker/images.sh $(IMAGES)

@@ -11,7 +11,7 @@ head with the encoder's word embeddings frozen, ``--freeze-embeddings on``); a `
 variant's forward pass under bfloat16 autocast with float32 weights, as ``--precision bf16`` trains on a
 CPU with native bf16 (AVX512-BF16 or AMX; elsewhere it is emulated, slow). Prints steps/s of each, the
 speed-ups against the first variant, and the loss curves (dropout draws differ between copies, so the
-curves agree in trend, not to the digit; ``tests/test_fused_training.py`` checks exactness with dropout
+curves agree in trend, not to the digit; ``tests/trainer/test_fused.py`` checks exactness with dropout
 off).
 """
 

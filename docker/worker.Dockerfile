@@ -59,7 +59,7 @@ COPY --from=builder /opt/venv /opt/venv
 COPY docker/healthcheck.py /opt/lmr/healthcheck.py
 
 # The worker only reads local models (REGISTRY/NAME or a directory): no hub access at run time
-# (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, WANDB_MODE: lmr/environment.py's OFFLINE, checked by tests/test_docker.py).
+# (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, WANDB_MODE: lmr/environment.py's OFFLINE, checked by tests/docker/test_docker.py).
 # Metrics listen on all container interfaces so a published port works; compose publishes
 # them on 127.0.0.1 of the host only.
 ENV PATH=/opt/venv/bin:$PATH \

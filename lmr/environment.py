@@ -3,7 +3,7 @@
 :data:`QUIET` holds in every process that loads a model (set by
 :func:`lmr.model.extractor.quiet_libraries`); :data:`OFFLINE` keeps the model hubs out and W&B offline,
 for the tests, the demo and the processes they and the benchmarks start. ``docker/worker.Dockerfile``
-and ``docker/trainer.Dockerfile`` mirror these lines (``tests/test_docker.py`` checks that they agree).
+and ``docker/trainer.Dockerfile`` mirror these lines (``tests/docker/test_docker.py`` checks that they agree).
 """
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ def guard_fetches(consumer: Any) -> None:
 
     Relies on kafka-python 3.0.12's fetcher (``_parse_fetched_data`` returning a ``PartitionRecords``
     with ``record_iterator``, ``next_fetch_offset`` and ``drain``); the version is pinned in
-    pyproject.toml and tests/test_worker_kafka_records.py reads undecodable records through it.
+    pyproject.toml and tests/worker/test_kafka_records.py reads undecodable records through it.
     """
     fetcher: Any = getattr(consumer, "_fetcher", None)
     parse = getattr(fetcher, "_parse_fetched_data", None)

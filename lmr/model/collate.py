@@ -11,7 +11,7 @@ same batch from
 * span indices and masks from tensor arithmetic instead of per-post Python lists.
 
 Equality with GLiNER's own collator, key by key, is tested on generated posts
-(``tests/test_collate.py``). Models it does not know how to mirror (another processor, a slow tokenizer,
+(``tests/lmr/test_collate.py``). Models it does not know how to mirror (another processor, a slow tokenizer,
 pooling other than the first sub-word, precomputed prompts) keep GLiNER's collator: :func:`make_collator`.
 """
 

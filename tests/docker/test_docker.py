@@ -22,7 +22,7 @@ import click
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 DOCKERFILES = {"worker": DOCKER / "worker.Dockerfile", "trainer": DOCKER / "trainer.Dockerfile"}

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "lmr-worker.json"
 METRIC = re.compile(r"\blmr_[a-z0-9_]+\b")

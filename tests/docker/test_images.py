@@ -31,7 +31,7 @@ from worker.broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 WORKER = f"lmr-worker:{VERSION}"
 TRAINERS = (f"lmr-trainer:{VERSION}-cpu", f"lmr-trainer:{VERSION}")

@@ -1,7 +1,7 @@
 """Arabic mentions resolved by the offline gazetteer, and the language a remote service is asked to answer in.
 
 The offline tests use the real index (built once under LMR_CACHE_DIR); the remote one a Nominatim-like server
-on 127.0.0.1 (tests/test_geocode_remote.py's).
+on 127.0.0.1 (tests/geocode/test_remote.py's).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from geocode.guard import GuardConfig
 from geocode.resolver import Resolver
 from geocode.text import shape_hint, variants
 from lmr.mentions import Mention
-from tests.test_geocode_remote import FakeNominatim
+from tests.geocode.test_remote import FakeNominatim
 
 
 @pytest.fixture(scope="module")

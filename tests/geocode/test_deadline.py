@@ -27,7 +27,7 @@ from geocode.resolver import Resolver
 from geocode.results import REASONS, Candidate
 from lmr.deadline import Deadline
 from lmr.mentions import Mention
-from tests.test_geocode_remote import FakeNominatim
+from tests.geocode.test_remote import FakeNominatim
 
 SLACK_S = 0.6  # scheduling on a loaded machine: a cut call returns within this after the deadline
 

@@ -1,7 +1,7 @@
 """Every batch has a deadline (issue 32, item 4): extraction first, geocoding what the deadline allows, the rest
 ``geo: null`` with a reason, never a stall; the group membership stays alive meanwhile.
 
-The slow geocoder is a real HTTP server on 127.0.0.1 (tests/test_geocode_remote.py), the broker the embedded one.
+The slow geocoder is a real HTTP server on 127.0.0.1 (tests/geocode/test_remote.py), the broker the embedded one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from geocode.resolver import Resolver
 from geocode.results import Candidate, GeoContext
 from lmr.deadline import Deadline
 from tests.conftest import TINY_POSTS, tiny_idrisi_records
-from tests.test_geocode_remote import FakeNominatim
+from tests.geocode.test_remote import FakeNominatim
 from tests.worker_support import TopicReader, WorkerThread, committed, post, produce, topics
 from tests.worker_support import settings as worker_settings
 from worker.app import Worker

@@ -11,7 +11,7 @@ and ``text[start:end] == location.text`` for every location.
 messages, about 2,000 messages; 2,008 messages took 261 s of pipeline time on a
 2-core AMD EPYC at load average 23, so well under a minute on an idle CI
 runner). For longer runs outside CI raise it, e.g.
-``LMR_FUZZ_EXAMPLES=2000 pytest tests/test_worker_fuzz.py``.
+``LMR_FUZZ_EXAMPLES=2000 pytest tests/worker/test_fuzz.py``.
 """
 
 from __future__ import annotations
