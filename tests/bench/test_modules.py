@@ -11,7 +11,7 @@ import pytest
 
 from lmr.environment import offline_env
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (REPO / "bench").glob("*.py") if p.stem != "__init__")
 
 
