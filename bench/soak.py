@@ -337,7 +337,7 @@ def run_soak(a: argparse.Namespace, logs: Path) -> dict[str, Any]:
 
 def result_row(res: dict[str, Any]) -> dict[str, Any]:
     """The soak's figures as one row of a result file (lmr.results)."""
-    rss = {f"rss_{n}_start_end_mb": [w["rss_start_mb"], w["rss_end_mb"]] for n, w in res["workers"].items()}
+    first = next(iter(res["workers"].values()))  # worker a: never killed, so its RSS is the growth
     return {
         "name": f"{res['traffic_s']} s at {res['rate']}/s, {res['hostile_share']:.1%} hostile, "
         f"{len(res['kills'])} kill -9",
@@ -348,7 +348,8 @@ def result_row(res: dict[str, Any]) -> dict[str, Any]:
         "duplicate_share": res["duplicate_share"],
         "longest_stall_s": res["longest_stall_s"],
         "unexpected_exits": res["unexpected_exits"],
-        **rss,
+        "rss_start_mb": first["rss_start_mb"],
+        "rss_end_mb": first["rss_end_mb"],
     }
 
 
@@ -405,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json_path:
         Path(a.json_path).write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
     if a.result:
-        write_result(a.result, area="worker", title=f"soak: model {res['model']}", rows=[result_row(res)])
+        write_result(a.result, area="soak", title=f"soak: model {res['model']}", rows=[result_row(res)])
     return 1 if res["lost"] or res["unattributed"] else 0
 
 

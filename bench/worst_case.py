@@ -246,7 +246,8 @@ def main() -> None:
     }
     if a.result:
         setting = f"model {a.model}, runtime {info['runtime']}, geocoder {a.geocoder}, scale {a.scale}"
-        write_result(a.result, area="worker", title=f"worst-case posts: {setting}", rows=[_result_row(r) for r in rows])
+        rows_out = [_result_row(r) for r in rows]
+        write_result(a.result, area="worst_case", title=f"worst-case posts: {setting}", rows=rows_out)
     if a.json:
         print(json.dumps({**info, "rows": [asdict(r) for r in rows]}, ensure_ascii=False))
         return

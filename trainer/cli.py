@@ -161,7 +161,13 @@ def _write_evaluation(path: str, res: dict[str, Any], data: tuple[str, ...]) -> 
 
     row: dict[str, Any] = {"name": f"{res['model']} ({res['runtime']})"}
     row |= {k: res[k] for k in ("f1", "overlap_f1", "n_posts") if k in res}
-    write_result(path, area="recognition", title=f"{res['model']} on {' '.join(data)}", rows=[row])
+    rows = [row]
+    if "end_to_end" in res:  # places end to end: overall, then one row per event
+        e2e = res["end_to_end"]
+        row |= {f"e2e_{k}": e2e[k] for k in ("precision", "recall", "f1", "overlap_f1") if k in e2e}
+        rows += [{"name": f"{event}, end to end", "e2e_f1": c["f1"]} for event, c in e2e.get("by_event", {}).items()]
+    area = "end_to_end" if "end_to_end" in res else "recognition"
+    write_result(path, area=area, title=f"{res['model']} on {' '.join(data)}", rows=rows)
     click.echo(f"result: {path}", err=True)
 
 

@@ -23,7 +23,7 @@ from lmr.errors import ConfigError
 
 SCHEMA = 1
 REPO = Path(__file__).resolve().parent.parent.parent
-AREAS = ("recognition", "recipes", "training", "inference", "worker", "geocoding")
+AREAS = ("end_to_end", "recognition", "recipes", "training", "inference", "worker", "worst_case", "soak", "geocoding")
 # The flags that decide which kernels run (bf16, int8 and their widths); the rest of /proc/cpuinfo is noise here.
 KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 LIBRARIES = ("torch", "transformers", "gliner", "onnxruntime", "kafka-python", "geopy")

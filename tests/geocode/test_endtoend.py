@@ -299,10 +299,14 @@ def test_the_tiny_model_and_the_offline_geocoder_end_to_end(tiny_model: Path, tm
     res = CliRunner().invoke(worker, ["evaluate", str(out), str(gold), "--json"])
     assert res.exit_code == 0, res.output
     e2e = json.loads(res.stdout)["end_to_end"]
+    result = tmp_path / "result.json"
     args = ["evaluate", str(tiny_model), str(gold), "--threshold", "0.05", "--geocoder", "offline", "--json"]
-    res = CliRunner().invoke(trainer, args)
+    res = CliRunner().invoke(trainer, [*args, "--result", str(result)])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[-1])["end_to_end"] == e2e  # the same pipeline, the same figures
+    rows = json.loads(result.read_text())["rows"]  # the result file carries the end-to-end figures too
+    assert rows[0]["e2e_f1"] == e2e["f1"] and rows[0]["e2e_precision"] == e2e["precision"]
+    assert {r["name"] for r in rows[1:]} == {f"{event}, end to end" for event in e2e["by_event"]}
 
     posts = read_gold([gold])
     assert posts is not None
