@@ -197,3 +197,22 @@ def write_endtoend_report(
 ) -> Path:
     """Build the end-to-end report and write it to ``path``."""
     return write_report(path, endtoend_report(result, scores, spans=spans, title=title, subtitle=subtitle))
+
+
+def write_evaluation_report(
+    path: str | Path,
+    spans: dict[str, Any],
+    posts: Any,
+    e2e: tuple[dict[str, Any], Sequence[PostScore]] | None,
+    *,
+    subject: str,
+    subtitle: str,
+) -> Path:
+    """An evaluation's report: places end to end where the gold carries points (``e2e``), else spans.
+    ``subject`` names what was evaluated (``model evaluation``, ``worker output evaluation``)."""
+    if e2e is not None:
+        title = f"Places: {subject}, end to end"
+        return write_endtoend_report(path, e2e[0], e2e[1], spans=spans, title=title, subtitle=subtitle)
+    from lmr.report.spans import write_span_report
+
+    return write_span_report(path, spans, posts, title=f"Location mentions: {subject}", subtitle=subtitle)

@@ -521,16 +521,9 @@ def evaluate_cmd(
 
 
 def _write_evaluation_report(path: str, res: dict[str, Any], posts: Any, e2e: Any, subtitle: str) -> None:
-    """The end-to-end report where the gold carries points, else the span report."""
-    if e2e is not None:
-        from geocode.endtoend_report import write_endtoend_report
+    from geocode.endtoend_report import write_evaluation_report
 
-        title = "Places: worker output evaluation, end to end"
-        write_endtoend_report(path, e2e[0], e2e[1], spans=res, title=title, subtitle=subtitle)
-    else:
-        from lmr.report.spans import write_span_report
-
-        write_span_report(path, res, posts, title="Location mentions: worker output evaluation", subtitle=subtitle)
+    write_evaluation_report(path, res, posts, e2e, subject="worker output evaluation", subtitle=subtitle)
     click.echo(f"report: {path}", err=True)
 
 
