@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from geocode import placed
 from geocode.disambiguate import LEVEL
 from geocode.endtoend_gold import GoldPlace, GoldPost, gold_note, read_gold
 from geocode.geo import ACC_KM, haversine_km
@@ -106,18 +107,31 @@ def event_outputs(posts: Sequence[GoldPost], events: dict[str, dict[str, Any]]) 
 
 
 def resolve_outputs(
-    resolver: Resolver, posts: Sequence[GoldPost], predicted: Sequence[Sequence[HasSpan]], *, stream: str = ""
+    resolver: Resolver,
+    posts: Sequence[GoldPost],
+    predicted: Sequence[Sequence[HasSpan]],
+    *,
+    threshold: float | None = None,
+    by_event: bool = True,
 ) -> list[list[OutputPlace]]:
-    """Resolve each post's predicted spans, in order, as the worker's geocode stage does (label kept, one stream
-    key as for posts without an ``event`` field): the output places ``lmr-worker run --geocoder`` would emit."""
+    """Resolve each post's predicted spans, in order, as the worker's geocode stage does (label kept): the
+    output places ``lmr-worker run --geocoder`` would emit.
+
+    With ``threshold``, a span scoring below it is kept only when it is placed (:mod:`geocode.placed`).
+    ``by_event`` keys the stream prior by the post's event, as the worker does for posts with an ``event``
+    field; otherwise one key serves every post, as for posts without one."""
     out = []
     for post, spans in zip(posts, predicted, strict=True):
         ms = [Span(p.start, p.end, getattr(p, "label", DEFAULT_LABEL), text=post.text[p.start : p.end]) for p in spans]
-        results = resolver.resolve(ms, post.text, stream=stream) if ms else []
+        stream = post.event if by_event else ""
+        geos = [r.to_dict() for r in resolver.resolve(ms, post.text, stream=stream)] if ms else []
+        scores = [float(getattr(p, "score", 1.0)) for p in spans]
+        kept = placed.keep(scores, geos, threshold) if threshold is not None else [True] * len(ms)
         out.append(
             output_places(
-                {"text": m.text, "start": m.start, "end": m.end, "geo": r.to_dict()}
-                for m, r in zip(ms, results, strict=True)
+                {"text": m.text, "start": m.start, "end": m.end, "geo": g}
+                for m, g, k in zip(ms, geos, kept, strict=True)
+                if k
             )
         )
     return out
@@ -326,10 +340,14 @@ def score_model_predictions(
     predicted: Sequence[tuple[Any, Sequence[HasSpan]]],
     *,
     km: float = ACC_KM,
+    threshold: float | None = None,
+    by_event: bool = True,
+    prior: bool = True,
 ) -> tuple[dict[str, Any], list[PostScore]]:
     """Resolve a model's predictions on ``gold`` with ``backend`` (stream prior on, as ``lmr-worker run`` has it)
     and score them end to end. ``predicted``: each gold post (an :class:`~lmr.readers.Example` read from the same
-    files, in order) with its predicted mentions."""
+    files, in order) with its predicted mentions; with ``threshold``, those below it count only when placed
+    (:func:`resolve_outputs`)."""
     from geocode.resolver import build_resolver
 
     posts = read_gold(gold)
@@ -340,8 +358,9 @@ def score_model_predictions(
         )
     if [p.id for p in posts] != [ex.id for ex, _ in predicted]:
         raise DataError("The predictions do not follow the gold posts.", "read both from the same files.")
-    resolver = build_resolver(backend, prior=True)
-    outputs = resolve_outputs(resolver, posts, [ms for _, ms in predicted])
+    resolver = build_resolver(backend, prior=prior)
+    spans = [ms for _, ms in predicted]
+    outputs = resolve_outputs(resolver, posts, spans, threshold=threshold, by_event=by_event)
     return score_outputs(posts, outputs, km)
 
 

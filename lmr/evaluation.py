@@ -51,14 +51,17 @@ def evaluate_extractor(
     threshold: float | None = None,
     batch_size: int = 32,
     posts: ScoredPosts | None = None,
+    candidates: ScoredPosts | None = None,
+    low: float = LOW_THRESHOLD,
 ) -> tuple[dict[str, Any], float]:
     """Score ``extractor`` on ``examples``; with ``threshold=None`` choose the best one first.
 
-    ``posts``, when given, receives each example with the predictions that were scored.
+    ``posts``, when given, receives each example with the predictions that were scored; ``candidates`` each
+    example with every prediction scoring at least ``low`` (the lower of it and ``threshold``).
     """
     texts = [e.text for e in examples]
     words = [split_words(t) for t in texts]
-    low = min(LOW_THRESHOLD, threshold) if threshold is not None else LOW_THRESHOLD
+    low = min(low, threshold) if threshold is not None else low
     preds = extractor.predict_words(words, texts, threshold=low, batch_size=batch_size)
     if threshold is None:
         threshold, _ = best_threshold(texts, [e.spans for e in examples], preds)
@@ -67,6 +70,8 @@ def evaluate_extractor(
     res["threshold"] = threshold
     if posts is not None:
         posts.extend(zip(examples, kept, strict=True))
+    if candidates is not None:
+        candidates.extend((e, list[HasSpan](p)) for e, p in zip(examples, preds, strict=True))
     return res, threshold
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from geocode.geo import ACC_KM
+from geocode.placed import PLACED_THRESHOLD, extraction_threshold
 from lmr import logs
 from lmr.clihelp import SectionedCommand
 from lmr.config import fail, log_options, option
@@ -59,6 +60,14 @@ def main(log_level: str, log_format: str) -> None:
     help="End to end: an output place this close to the gold point is right.",
 )
 @option(
+    "--placed-threshold",
+    type=click.FloatRange(0, 1),
+    default=PLACED_THRESHOLD,
+    show_default=True,
+    help="End to end: spans scoring from this up to the threshold count only when the geocoder places them, "
+    "as lmr-worker run emits them (1: off).",
+)
+@option(
     "--report",
     type=click.Path(dir_okay=False),
     default=None,
@@ -77,6 +86,7 @@ def evaluate_cmd(
     device: str,
     geocoder: str | None,
     km: float,
+    placed_threshold: float,
     report: str | None,
     result_path: str | None,
 ) -> None:
@@ -101,14 +111,19 @@ def evaluate_cmd(
         examples = read_examples(list(data), fine_types=fine_types)
         thr = threshold if threshold is not None else ex.spec.threshold
         posts: ScoredPosts = []
-        res, _ = evaluate_extractor(ex, examples, threshold=thr, batch_size=batch_size, posts=posts)
+        candidates: ScoredPosts = []
+        low = extraction_threshold(thr, placed_threshold)
+        res, _ = evaluate_extractor(
+            ex, examples, threshold=thr, batch_size=batch_size, posts=posts, candidates=candidates, low=low
+        )
         res["model"] = ex.model_id
         res["runtime"] = ex.runtime
         e2e = None
         if geocoder:
             from geocode.endtoend import score_model_predictions
 
-            e2e = score_model_predictions(geocoder, list(data), posts, km=km)
+            spans = [(e, [m for m in ms if getattr(m, "score", 1.0) >= low]) for e, ms in candidates]
+            e2e = score_model_predictions(geocoder, list(data), spans, km=km, threshold=thr)
             res["end_to_end"] = e2e[0]
         if report:
             subtitle = f"model {ex.model_id} · runtime {ex.runtime} · threshold {res['threshold']}"

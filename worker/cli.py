@@ -162,6 +162,13 @@ def kafka_options(f: Any) -> Any:
     help="Stream prior, per input topic and event: recent confident places break ties between namesakes.",
 )
 @option(
+    "--placed-threshold",
+    type=float,
+    default=_d("placed_threshold"),
+    show_default=True,
+    help="With --geocoder: spans scoring from this up to the threshold are emitted only when placed (1: off).",
+)
+@option(
     "--geocoder-offline-fallback",
     is_flag=True,
     default=_d("geocoder_offline_fallback"),

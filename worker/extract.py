@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, runtime_checkable
 
+from geocode.placed import extraction_threshold
 from lmr.mentions import Mention
 from lmr.model.text_cache import Predictor, TextCache
 from lmr.words import Word, split_words
@@ -145,6 +146,7 @@ class Extracted:
     mentions: list[Mention]
     truncated: bool
     chunks: int
+    emit_threshold: float | None = None  # mentions scoring below it are emitted only when placed (geocode.placed)
 
 
 @dataclass
@@ -166,6 +168,7 @@ class ExtractStage:
         self,
         *,
         threshold: float | None = None,
+        placed_threshold: float | None = None,
         batch_size: int = 16,
         chunk_words: int = 0,
         chunk_overlap: int = 32,
@@ -173,6 +176,7 @@ class ExtractStage:
         text_cache: TextCache | None = None,
     ) -> None:
         self.threshold = threshold
+        self.placed_threshold = placed_threshold  # with a geocoder: read down to it (geocode.placed)
         self.batch_size = batch_size
         self.chunk_words = chunk_words
         self.chunk_overlap = chunk_overlap
@@ -183,8 +187,18 @@ class ExtractStage:
         window = min(self.chunk_words, extractor.max_words) if self.chunk_words else extractor.max_words
         return max(1, window), max(0, self.chunk_overlap)
 
+    def _thresholds(self, extractor: ExtractorLike) -> tuple[float | None, float | None]:
+        """(the threshold to predict at, the threshold to emit at without a place); (threshold, None) when
+        every predicted mention is emitted."""
+        spec = getattr(extractor, "spec", None)
+        emit = self.threshold if self.threshold is not None else getattr(spec, "threshold", None)
+        if self.placed_threshold is None or emit is None or self.placed_threshold >= emit:
+            return self.threshold, None
+        return extraction_threshold(emit, self.placed_threshold), emit
+
     def _run(self, extractor: ExtractorLike, posts: Sequence[Post], clock: list[float]) -> list[Extracted]:
         window, overlap = self._window(extractor)
+        threshold, emit = self._thresholds(extractor)
         split = [split_words(post.text) for post in posts]
         if isinstance(extractor, CountsPieces):
             pieces: list[list[int]] | list[None] = extractor.word_pieces(split)
@@ -206,7 +220,7 @@ class ExtractStage:
                 owners.append((i, c))
         t0 = time.perf_counter()
         predict = partial(self.text_cache.predict_words, extractor) if self.text_cache else extractor.predict_words
-        preds = predict(words_list, texts, threshold=self.threshold, batch_size=self.batch_size)
+        preds = predict(words_list, texts, threshold=threshold, batch_size=self.batch_size)
         clock[0] += time.perf_counter() - t0
         found: list[list[tuple[Chunk, Mention]]] = [[] for _ in posts]
         for (i, c), ms in zip(owners, preds, strict=True):
@@ -214,7 +228,7 @@ class ExtractStage:
         out = []
         for i, (truncated, n) in enumerate(meta):
             ms = [m for _, m in found[i]] if n == 1 else merge_mentions(found[i])
-            out.append(Extracted(ms, truncated, n))
+            out.append(Extracted(ms, truncated, n, emit))
         return out
 
     def run(self, extractor: ExtractorLike, posts: Sequence[Post]) -> Extraction:

@@ -36,6 +36,7 @@ RUN_SECTIONS = {
         "geocoder_cache",
         "geocoder_region",
         "geocoder_prior",
+        "placed_threshold",
         "geocoder_offline_fallback",
         "geocoder_rate_file",
     ],

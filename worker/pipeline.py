@@ -27,9 +27,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from geocode import placed
 from lmr.deadline import Deadline
 from lmr.errors import DataError, ModelError
 from worker.canary import model_works
@@ -209,6 +210,7 @@ class Pipeline:
                 continue
             try:
                 geo = self.geo.resolve(ex.mentions, post.fields, post.text, deadline)
+                ex, geo = _placed_only(ex, geo)
                 event, record = self._event(post, ex, geo, extractor)
             except Exception as exc:  # a bug, not the input's fault: isolate it, keep the stream moving
                 log.exception("building the event failed for %s", _where(post.message))
@@ -241,6 +243,19 @@ class Pipeline:
             chunks=ex.chunks,
         )
         return event, event_record(post, event)
+
+
+def _placed_only(ex: Extracted, geo: list[Geo]) -> tuple[Extracted, list[Geo]]:
+    """Drop the mentions below the emit threshold that the geocoder did not place (:mod:`geocode.placed`)."""
+    if ex.emit_threshold is None:
+        return ex, geo
+    keep = placed.keep(
+        [m.score for m in ex.mentions], [g if isinstance(g, dict) else None for g in geo], ex.emit_threshold
+    )
+    if all(keep):
+        return ex, geo
+    mentions = [m for m, k in zip(ex.mentions, keep, strict=True) if k]
+    return replace(ex, mentions=mentions), [g for g, k in zip(geo, keep, strict=True) if k]
 
 
 def _where(m: Message) -> str:

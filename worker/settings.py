@@ -12,6 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from geocode.placed import PLACED_THRESHOLD
 from lmr.backoff import Backoff
 from lmr.config import redact, redact_url, secret_from_env
 from lmr.errors import ConfigError
@@ -207,6 +208,7 @@ class WorkerSettings:
     geocoder_prior: bool = True  # stream prior: recent confident places break ties between namesakes
     geocoder_offline_fallback: bool = False  # answer from the offline gazetteer when a remote service fails
     geocoder_rate_file: str | None = None  # share the remote request rate between processes on one host
+    placed_threshold: float = PLACED_THRESHOLD  # with a geocoder: spans from here to the threshold emitted if placed
     text_field: str = "text"
     id_field: str = DEFAULT_ID_FIELD
     max_text_bytes: int = 100_000
@@ -285,6 +287,10 @@ class WorkerSettings:
             )
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"--threshold must be in (0, 1), not {self.threshold}.", None)
+        if not 0.0 <= self.placed_threshold <= 1.0:
+            raise ConfigError(
+                f"--placed-threshold must be in [0, 1], not {self.placed_threshold}.", "use 1 to turn it off."
+            )
 
     @property
     def file_mode(self) -> bool:

@@ -99,6 +99,7 @@ def _pipeline(s: WorkerSettings, metrics: Metrics, overrides: Overrides) -> Pipe
         models,
         extract=ExtractStage(
             threshold=s.threshold,
+            placed_threshold=s.placed_threshold if s.geocoder else None,
             batch_size=s.inference_batch_size,
             chunk_words=s.chunk_words,
             chunk_overlap=s.chunk_overlap,

@@ -262,15 +262,8 @@ def test_any_location_json_reads_as_a_place_or_none(loc: Any) -> None:
 # ------------------------------------------------------------------ the real pipeline: tiny model, offline geocoder
 
 
-@pytest.mark.slow
-def test_the_tiny_model_and_the_offline_geocoder_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
-    """Worker (file mode, --geocoder offline) and ``lmr-trainer evaluate --geocoder offline`` score alike; by hand:
-    Houston placed right (found), Guayaquil with a wrong gold point (found far: a miss and a wrong output),
-    Florida annotated as Florida City (the state is the wrong level), #Houston marked with its hash (the model
-    says Houston: another span), Texas marked by the recognition gold only (left out of precision)."""
-    from trainer.cli import main as trainer
-    from worker.cli import main as worker
-
+def _tiny_gold(tmp_path: Path) -> tuple[list[dict[str, Any]], Path]:
+    """IDRISI-D gold for the tiny model's posts (see the test below for what each place shows)."""
     texts = dict(enumerate(t for t, _ in TINY_POSTS))
     rows = [
         _gold("0", texts[0], [("Houston", "City/town", _osm(29.7604, -95.3698, "city", US))]),
@@ -282,6 +275,20 @@ def test_the_tiny_model_and_the_offline_geocoder_end_to_end(tiny_model: Path, tm
         _gold("7", texts[7], [("Florida", "State", _osm(25.4479, -80.4792, "city", US))]),
     ]  # fmt: skip
     gold = _write(tmp_path / "idrisi" / "lmd" / "tiny_event" / "dev.jsonl", rows)
+    return rows, gold
+
+
+@pytest.mark.slow
+def test_the_tiny_model_and_the_offline_geocoder_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
+    """Worker (file mode, --geocoder offline) and ``lmr-trainer evaluate --geocoder offline`` score alike; by hand:
+    Houston placed right (found), Guayaquil with a wrong gold point (found far: a miss and a wrong output),
+    Florida annotated as Florida City (the state is the wrong level), #Houston marked with its hash (the model
+    says Houston: another span), Texas marked by the recognition gold only (left out of precision)."""
+    from trainer.cli import main as trainer
+    from worker.cli import main as worker
+
+    rows, gold = _tiny_gold(tmp_path)
+    texts = dict(enumerate(t for t, _ in TINY_POSTS))
     texas = texts[0].index("Texas")
     rec = [{**rows[0], "location_mentions": [*rows[0]["location_mentions"],
             {"text": "Texas", "type": "State", "start_offset": texas, "end_offset": texas + 5}]}]  # fmt: skip
@@ -329,3 +336,39 @@ def test_trainer_geocoder_needs_gold_with_points(tiny_model: Path, tiny_data: Pa
 
     res = CliRunner().invoke(main, ["evaluate", str(tiny_model), str(tiny_data), "--geocoder", "offline"])
     assert res.exit_code != 0 and "carries a point" in res.output and "idrisi:lmd/dev" in res.output
+
+
+@pytest.mark.slow
+def test_spans_below_the_threshold_are_emitted_only_when_placed(tiny_model: Path, tmp_path: Path) -> None:
+    """``--placed-threshold``: the worker emits a span scoring below ``--threshold`` only with a point, every span
+    above it as before; ``lmr-trainer evaluate`` applies the same rule and scores the same places."""
+    from trainer.cli import main as trainer
+    from worker.cli import main as worker
+
+    _, gold = _tiny_gold(tmp_path)
+
+    def emitted(*opts: str) -> tuple[Path, dict[tuple[str, int, int], dict[str, Any]]]:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.jsonl"
+        run = ["run", "--model", str(tiny_model), "--source", f"file:{gold}", "--sink", f"file:{out}"]
+        res = CliRunner().invoke(worker, [*run, "--geocoder", "offline", "--threshold", "0.5", *opts])
+        assert res.exit_code == 0, res.output
+        events = [json.loads(line) for line in out.read_text().splitlines()]
+        return out, {(ev["tweet_id"], loc["start"], loc["end"]): loc for ev in events for loc in ev["locations"]}
+
+    _, plain = emitted("--placed-threshold", "1")
+    out, rescued = emitted("--placed-threshold", "0.05")
+    _, everything = emitted("--placed-threshold", "1", "--threshold", "0.05")
+    assert plain.keys() <= rescued.keys() <= everything.keys()
+    extra = {k: loc for k, loc in rescued.items() if k not in plain}
+    assert extra, "the tiny model scores some places between 0.05 and 0.5 (e.g. Guayaquil, Beaumont)"
+    assert all(loc["geo"] and loc["geo"]["resolved"] for loc in extra.values())
+    unplaced_low = {k for k, loc in everything.items() if k not in plain and not (loc["geo"] or {}).get("resolved")}
+    assert not unplaced_low & rescued.keys()
+
+    res = CliRunner().invoke(worker, ["evaluate", str(out), str(gold), "--json"])
+    assert res.exit_code == 0, res.output
+    by_worker = json.loads(res.stdout)["end_to_end"]
+    args = ["evaluate", str(tiny_model), str(gold), "--geocoder", "offline", "--json", "--threshold", "0.5"]
+    res = CliRunner().invoke(trainer, [*args, "--placed-threshold", "0.05"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[-1])["end_to_end"] == by_worker
