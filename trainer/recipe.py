@@ -37,8 +37,9 @@ def shape_data(
     train, select, heldout = crossval.split_heldout(train, select, s.heldout_events)
     labels = typed_labels.labels_for(train, mode)
     info: dict[str, Any] = {"types": mode}
+    held_names = crossval.heldout_names(s.heldout_events, {e.event for e in heldout})
     if heldout:
-        info["heldout_events"] = crossval.heldout_names(s.heldout_events)
+        info["heldout_events"] = held_names
         info["n_heldout_posts"] = len(heldout)
         log.info("Held out %d posts of events %s (never used for selection)", len(heldout), info["heldout_events"])
     if s.name_swap > 0 or s.case_noise > 0:
@@ -51,7 +52,7 @@ def shape_data(
             s.teacher,
             labels,
             [*select, *heldout],
-            heldout=crossval.heldout_names(s.heldout_events),
+            heldout=held_names,
             threshold=s.pseudo_threshold,
             batch_size=s.eval_batch_size,
             device=s.resolved_device(),

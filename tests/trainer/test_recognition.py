@@ -41,9 +41,24 @@ def _example(text: str, mentions: list[tuple[str, str]], event: str = "e") -> Ex
 # --------------------------------------------------------------------------- held-out events
 
 
-def test_standard_split_is_four_named_events() -> None:
-    assert crossval.heldout_names(["standard"]) == list(crossval.STANDARD_HELDOUT)
-    assert crossval.heldout_names(["standard", "ecuador_earthquake_2016", "x"]) == [*crossval.STANDARD_HELDOUT, "x"]
+def test_standard_split_is_four_english_and_two_arabic_named_events() -> None:
+    both = [*crossval.STANDARD_HELDOUT, *crossval.STANDARD_HELDOUT_AR]
+    assert crossval.heldout_names(["standard"]) == both
+    assert crossval.heldout_names(["standard", "ecuador_earthquake_2016", "x"]) == [*both, "x"]
+    english = {"ecuador_earthquake_2016", "greece_wildfires_2018", "hurricane_florence_2018", "srilanka_floods_2017"}
+    assert crossval.heldout_names(["standard"], known={*english, "kuwait_floods_2018"}) == list(
+        crossval.STANDARD_HELDOUT
+    )
+
+
+def test_standard_split_holds_out_only_the_events_in_the_data() -> None:
+    english = [_example("Flood in Galle", [("Galle", "City/town")], ev) for ev in ("srilanka_floods_2017", "a")]
+    arabic = [_example("سيول في الكويت", [("الكويت", "CITY")], ev) for ev in ("cairo_bombing_2019", "covid_2019")]
+    t, _, h = crossval.split_heldout([*english, *arabic], [], ["standard"])
+    assert {e.event for e in h} == {"srilanka_floods_2017", "cairo_bombing_2019"}
+    assert {e.event for e in t} == {"a", "covid_2019"}
+    with pytest.raises(DataError, match="names no event"):
+        crossval.split_heldout([english[1]], [], ["standard"])
 
 
 def test_split_heldout_removes_events_from_training_and_selection() -> None:
