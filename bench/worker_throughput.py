@@ -21,7 +21,12 @@ Same model, runtime, inference batch size and posts (IDRISI ``lmr/*/test_unlabel
   ``cores / N`` threads, share the input partitions; throughput and each worker's share of events;
 * **text cache** (``--repeat-share S``, 0 = skip): a stream where a share S of the posts repeat an
   earlier text (retweets, copies: :mod:`bench.repeats`), through two workers, one with the text cache
-  and one without (``--text-cache-bytes 0``), in interleaved rounds; posts/s of each and the hit rate.
+  and one without (``--text-cache-bytes 0``), in interleaved rounds; posts/s of each and the hit rate;
+* **Arabic mix** (``--arabic-share S``, 0 = skip): an English-only stream and a mixed one (``--arabic-posts``
+  each; in the mixed one a share S of the posts, evenly spaced, are Arabic IDRISI posts from
+  ``idrisi:ar/lmr/{dev,train}``, labels removed: :mod:`lmr.streams`), the same English posts in the same
+  order, through one worker in interleaved rounds (ABBA); posts/s of each and mixed/English. That worker runs
+  with ``--text-cache-bytes 0``: the two streams share their English posts, which a cache would read once.
 
 Every worker and reader here fetches with ``--fetch-max-wait-ms`` (default 500, Kafka's): the embedded
 broker (Tansu) answers a fetch that finds no data only when that wait expires, so each round pays up to
@@ -55,12 +60,15 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bench.common import REPO, cpu_name, unlabeled_posts
 from bench.flops import measure_peak, runtime_dtype, useful_flops
 from bench.repeats import repeated_stream
+from lmr import streams
 from lmr.environment import offline_env
+from lmr.errors import LmrError
 from lmr.model.extractor import load_extractor
 from lmr.results import RESULT_HELP, write_result
 from worker.broker import EmbeddedBroker, free_port
 
 PARTITIONS = 4
+ARABIC_POOL = (*streams.ARABIC, "idrisi:ar/lmr/train")  # Arabic has no unlabeled split: dev, then train posts
 
 
 def _reader(bootstrap: str, topic: str, fetch_max_wait_ms: int) -> KafkaConsumer:
@@ -147,6 +155,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--repeat-posts", type=int, default=1000, help="posts of the repeated stream")
     ap.add_argument("--repeat-rounds", type=int, default=4, help="interleaved cache/no-cache rounds")
+    ap.add_argument(
+        "--arabic-share", type=float, default=0.0, help="share of Arabic posts of the mixed stream (0 = skip)"
+    )
+    ap.add_argument("--arabic-posts", type=int, default=1000, help="posts of the mixed and the English-only stream")
+    ap.add_argument("--arabic-rounds", type=int, default=4, help="interleaved mixed/English-only rounds")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--result", metavar="PATH", help=RESULT_HELP)
     return ap.parse_args(argv)
@@ -445,6 +458,62 @@ def step_text_cache(b: Bench) -> None:
     )
 
 
+def mixed_streams(n: int, share: float) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The English-only stream and the mixed one, ``n`` posts each: the mixed one is the same English posts in
+    the same order with, evenly spaced, a share ``share`` of Arabic posts (:func:`lmr.streams.interleave`)."""
+    english = [{"id": f"en-{i}", "text": str(p["text"])} for i, p in enumerate(unlabeled_posts(n))]
+    pool = streams.spread(ARABIC_POOL, streams.second_count(n, share))
+    arabic = [{"id": f"ar-{i}", "text": str(p["text"])} for i, p in enumerate(pool)]
+    return english, streams.interleave(english, arabic, share, n)
+
+
+def step_arabic_mix(b: Bench, english: list[dict[str, str]], mixed: list[dict[str, str]]) -> None:
+    """The English-only and the mixed stream through one worker (no text cache) in ABBA rounds; posts/s of each."""
+    a = b.a
+    proc, _ = b.start_worker("mixed.in", "mixed.out", "mixed", "mixed.log", extra=("--text-cache-bytes", "0"))
+    reader = _reader(b.broker.bootstrap, "mixed.out", a.fetch_max_wait_ms)
+    sides = {"english": english, "mixed": mixed}
+    seconds = {k: 0.0 for k in sides}
+    got = {k: 0 for k in sides}
+    scripts: dict[str, int] = {}
+
+    def count_script(r: Any) -> None:
+        script = json.loads(r.value)["lmr"]["script"]
+        scripts[script] = scripts.get(script, 0) + 1
+
+    try:
+        rounds = max(1, a.arabic_rounds)
+        size = -(-len(mixed) // rounds)
+        for r in range(rounds):
+
+            def side(k: str, r: int = r) -> None:
+                chunk = sides[k][r * size : (r + 1) * size]
+                t = time.perf_counter()
+                b.send("mixed.in", chunk)
+                got[k] += _read(reader, len(chunk), 600, count_script if k == "mixed" else None)
+                seconds[k] += time.perf_counter() - t
+
+            _alternate(r, lambda: side("mixed"), lambda: side("english"))
+    finally:
+        reader.close()
+        proc.terminate()
+        proc.wait(60)
+    b.res |= {
+        "arabic_share": a.arabic_share,
+        "arabic_mix_posts": len(mixed),
+        "mixed_scripts": scripts,
+        "english_only_posts_s": round(got["english"] / seconds["english"], 1),
+        "mixed_posts_s": round(got["mixed"] / seconds["mixed"], 1),
+    }
+    b.res["mixed_vs_english"] = round(b.res["mixed_posts_s"] / b.res["english_only_posts_s"], 3)
+    print(
+        f"{a.arabic_share:.0%} Arabic posts: worker {b.res['mixed_posts_s']} posts/s on the mixed stream "
+        f"(events by script {scripts}), {b.res['english_only_posts_s']} on English only: "
+        f"mixed/English {b.res['mixed_vs_english']}",
+        flush=True,
+    )
+
+
 def summarise(b: Bench) -> None:
     res, a = b.res, b.a
     if "worker_posts_s" in res:
@@ -459,6 +528,8 @@ def summarise(b: Bench) -> None:
         row |= {new: res[old] for old, new in names.items() if old in res}
         if "cache_speedup" in res:
             row["text_cache_x"] = res["cache_speedup"]
+        if "mixed_vs_english" in res:
+            row["arabic_mix_over_english"] = res["mixed_vs_english"]
         write_result(a.result, area="worker", title=f"worker through Kafka, {a.model}", rows=[row])
     if a.json:
         print(json.dumps(res))
@@ -471,10 +542,16 @@ def summarise(b: Bench) -> None:
             print(f"worker/{key} = {res[f'worker_vs_{key}']}x")
     if "cache_speedup" in res:
         print(f"text cache at {a.repeat_share:.0%} repeats: {res['cache_speedup']}x posts/s")
+    if "mixed_vs_english" in res:
+        print(f"{a.arabic_share:.0%} Arabic posts: mixed/English-only = {res['mixed_vs_english']} posts/s")
 
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
+    try:  # before any model loads: a share outside [0, 1] or too few posts stops here
+        mix = mixed_streams(a.arabic_posts, a.arabic_share) if a.arabic_share > 0 else None
+    except LmrError as exc:
+        sys.exit(str(exc))
     posts = [{"id": str(p.get("tweet_id", i)), "text": str(p["text"])} for i, p in enumerate(unlabeled_posts(a.posts))]
     ex = load_extractor(a.model, runtime=a.runtime)
     choice = ex.runtime_choice.summary() if ex.runtime_choice is not None else ex.runtime
@@ -484,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
         # Every topic exists before the producer starts: a kafka-python producer that first sends to a topic
         # created after it started spun its network thread at 100% of a core here (Tansu, measured), which
         # slowed whatever ran beside it by ~4x (it made the naive loop look far slower than it is).
-        for stem in ("bench", "scale", "naive", "naiveplain", "cache", "nocache"):
+        for stem in ("bench", "scale", "naive", "naiveplain", "cache", "nocache", "mixed"):
             broker.create_topic(f"{stem}.in", PARTITIONS)
             broker.create_topic(f"{stem}.out", PARTITIONS)
         broker.create_topic("bench.dlq", 1)
@@ -506,6 +583,8 @@ def main(argv: list[str] | None = None) -> None:
             step_naive_loops(b)
         if a.repeat_share > 0:
             step_text_cache(b)
+        if mix is not None:
+            step_arabic_mix(b, *mix)
         producer.close()
         if a.scale_workers > 1:
             step_scale_out(b)

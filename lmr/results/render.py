@@ -115,6 +115,7 @@ SPECS: dict[str, Area] = {
             ("worker_over_ceiling", "worker / model alone", "f3"),
             ("x_plain_loop", "× plain loop", "ratio"),
             ("text_cache_x", "text cache", "ratio"),
+            ("arabic_mix_over_english", "Arabic mix / English", "f3"),
         ),
     ),
     "worst_case": Area(
