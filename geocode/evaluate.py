@@ -8,7 +8,8 @@ Options: ``order="arrival"`` replays each event's posts by ``created_at`` (as a
 stream would see them; the stream prior, if the resolver has one, is keyed by
 event); ``typed=True`` passes each gold mention's IDRISI type as its label, as a
 typed recognizer would (see :func:`geocode.results.place_type`); ``mrr=True`` adds
-IDRISI-D's official MRR@1/3/5 per admin level (:mod:`geocode.mrr`).
+IDRISI-D's official MRR@1/3/5 per admin level (:mod:`geocode.mrr`), over the resolver's answer
+followed by its other ranked candidates (:func:`ranked_points`), so MRR@1 and acc@161 score one answer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from geocode.geo import ACC_KM, haversine_km
 from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
-from geocode.results import GeoContext, Resolution
+from geocode.results import GeoContext, Resolution, Unresolved
 from lmr.errors import DataError
 from lmr.readers import event_of, mention_offsets
 
@@ -154,10 +155,12 @@ def evaluate(
         ctx = region_map.get(post.event, region) if region_map else region
         mentions = post.mentions if typed else tuple(_Untyped(m.text, m.start, m.end) for m in post.mentions)
         key = stream_of.get(post.event, post.event) if stream_of else post.event
-        if mrr:  # ranked before resolving: resolving teaches the stream prior
-            for g, ranked in zip(post.mentions, resolver.rank(mentions, post.text, ctx, k=5, stream=key), strict=True):
-                ranks.add(g.type, (g.lat, g.lon), [(r.lat, r.lon) for r in ranked])
+        # ranked before resolving (resolving teaches the stream prior), scored after it (see ranked_points)
+        ranked = resolver.rank(mentions, post.text, ctx, k=5, stream=key) if mrr else []
         results = resolver.resolve(mentions, post.text, ctx, stream=key)
+        if mrr:
+            for g, r, ranks_of in zip(post.mentions, results, ranked, strict=True):
+                ranks.add(g.type, (g.lat, g.lon), ranked_points(r, ranks_of))
         for g, r in zip(post.mentions, results, strict=True):
             km = haversine_km(r.lat, r.lon, g.lat, g.lon) if isinstance(r, Resolution) else None
             for t in (total, by_type[g.type], by_event[post.event]):
@@ -183,6 +186,21 @@ def evaluate(
     out["backend"] = resolver.backend
     out["stats"] = resolver.stats()
     return out
+
+
+def ranked_points(
+    result: Resolution | Unresolved, ranked: Sequence[Resolution], k: int = 5
+) -> list[tuple[float, float]]:
+    """The points MRR scores for one mention: the resolver's answer first, then its other ranked candidates.
+
+    The answer is what acc@161 scores (the context fallback may have replaced or supplied it, which the
+    candidate ranking does not see); an unresolved mention keeps the ranking as it is.
+    """
+    points = [(r.lat, r.lon) for r in ranked]
+    if isinstance(result, Resolution):
+        first = (result.lat, result.lon)
+        points = [first, *(p for p in points if p != first)]
+    return points[:k]
 
 
 def _summary(t: _Tally) -> dict[str, Any]:

@@ -26,12 +26,14 @@ LEVELS = ("country", "state", "county", "city")
 CUTOFFS = (1, 3, 5)
 UNRESOLVED = "unresolved"
 
-#: IDRISI types (lower case) scored at each level, as in IDRISI-D's evaluation.
+#: IDRISI types (lower case) scored at each level, as in IDRISI-D's evaluation. IDRISI-D's Arabic files call
+#: the first-level division ``Province`` where the English ones say ``State``: it is scored as ``state`` is.
 LEVEL_TYPES: dict[str, frozenset[str]] = {
     "country": frozenset(
         {
             "island",
             "state",
+            "province",
             "city/town",
             "country",
             "county",
@@ -47,6 +49,7 @@ LEVEL_TYPES: dict[str, frozenset[str]] = {
         {
             "island",
             "state",
+            "province",
             "city/town",
             "county",
             "neighborhood",

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from geocode import Resolution, Unresolved, build_resolver
 from geocode.cli import main
+from geocode.evaluate import ranked_points
 from geocode.mrr import MrrTally, reverse_levels
 from geocode.resolver import Resolver
 from geocode.results import Candidate, place_type
@@ -151,6 +152,26 @@ def test_mrr_scores_the_rank_of_the_first_right_name() -> None:
     assert s["country"]["mrr@1"] == 0.0 and s["country"]["mrr@3"] == pytest.approx(0.25)
     assert s["state"]["mrr@3"] == pytest.approx(0.5) and s["city"]["mrr@3"] == pytest.approx(1 / 3, abs=1e-4)
     assert s["city"]["mrr@1"] == 0.0
+
+
+def test_mrr_scores_arabic_provinces_at_the_state_level() -> None:
+    cairo = (30.0444, 31.2357)
+    t = MrrTally()
+    t.add("Province", cairo, [cairo])  # IDRISI-D's Arabic files say Province where the English ones say State
+    s = t.summary()
+    assert s["state"]["n"] == 1 and s["state"]["mrr@1"] == 1.0
+    assert s["county"]["n"] == 0 and s["city"]["n"] == 0
+
+
+def test_mrr_ranks_the_resolvers_answer_first() -> None:
+    cairo, giza, minya = (30.0444, 31.2357), (30.01, 31.21), (28.09, 30.76)
+    place = Resolution("x", 0, 1, cairo[0], cairo[1], "Cairo", "EG", "Cairo", "context", None, "offline", 0.3)
+    ranked = [Resolution("x", 0, 1, p[0], p[1], "y", "EG", None, "city", None, "offline", 0.5) for p in (minya, giza)]
+    # an answer the context fallback supplied comes first; the ranked candidates follow, without a repeat
+    assert ranked_points(place, ranked) == [cairo, minya, giza]
+    assert ranked_points(place, []) == [cairo]
+    assert ranked_points(place, [place, *ranked], k=2) == [cairo, minya]
+    assert ranked_points(Unresolved("x", 0, 1, "no_candidate"), ranked) == [minya, giza]
 
 
 @dataclass
