@@ -41,6 +41,14 @@ POI_WORDS = _keys(
 #: Leading words that place the name in part of a region: ``شمال #حفر_الباطن`` (north of Hafr Al-Batin).
 DIRECTION_WORDS = _keys("شمال جنوب شرق غرب وسط شمالي جنوبي شرقي غربي أطراف ضواحي")
 _ARTICLE = "ال"
+#: Ordinals, which name a division only with its type word (``الإقليم الخامس``, the Fifth District).
+_ORDINALS = _keys(
+    """الاول الاولى الثاني الثانية الثالث الثالثة الرابع الرابعة الخامس الخامسة السادس السادسة السابع السابعة
+    الثامن الثامنة التاسع التاسعة العاشر العاشرة"""
+)
+#: Division words also read as type words with the article (``المنطقة الشرقية``, the Eastern Region); not
+#: ``مدينة``, whose article form is Medina's name.
+_ARTICLE_TYPE_WORDS = _keys("منطقة محافظة ولاية إمارة مقاطعة إقليم")
 _CLITICS = "وفبلك"  # and, so, in/with, to/for, like
 
 
@@ -68,10 +76,34 @@ def _with_or_without_article(key: str) -> str:
     return key[len(_ARTICLE) :] if key.startswith(_ARTICLE) else _ARTICLE + key
 
 
+def _type_of(word: str) -> str | None:
+    """The kind a type word names, division words also with the article: ``منطقه``, ``المنطقه`` -> ``admin1``."""
+    if word in TYPE_WORDS:
+        return TYPE_WORDS[word]
+    if word.startswith(_ARTICLE) and word[len(_ARTICLE) :] in _ARTICLE_TYPE_WORDS:
+        return TYPE_WORDS[word[len(_ARTICLE) :]]
+    return None
+
+
+def without_type_word(name: str) -> str | None:
+    """An Arabic division name without its leading type word: ``المنطقة الشرقية`` -> ``الشرقيه`` (matching form);
+    None when it has none, or when what follows is a type word or a lone ordinal (``الإقليم الخامس``)."""
+    words = norm(name).split()
+    rest = words[1:]
+    if (
+        rest
+        and _type_of(words[0]) is not None
+        and not is_generic(rest[0])
+        and not (len(rest) == 1 and rest[0] in _ORDINALS)
+    ):
+        return " ".join(rest)
+    return None
+
+
 def _core(words: list[str]) -> tuple[list[str], str | None, bool]:
     """The name once its leading type or direction word is gone, that word's kind hint, and whether it named a POI."""
-    if len(words) > 1 and words[0] in TYPE_WORDS:
-        return words[1:], TYPE_WORDS[words[0]], False
+    if len(words) > 1 and _type_of(words[0]) is not None:
+        return words[1:], _type_of(words[0]), False
     if len(words) > 1 and words[0] in DIRECTION_WORDS:
         return words[1:], None, False
     if len(words) > 1 and words[0] in POI_WORDS:
@@ -90,8 +122,8 @@ def shape_hint(text: str) -> str | None:
     if len(words) < 2:
         return None
     for w in (words[0], *(k for k, _ in _without_clitics(words[0]))):
-        if w in TYPE_WORDS:
-            return TYPE_WORDS[w]
+        if _type_of(w) is not None:
+            return _type_of(w)
         if w in POI_WORDS:
             return "poi"
     return None

@@ -36,6 +36,7 @@ from importlib import resources
 from typing import Any
 
 from geocode.aliases import Aliases, Q, division_key, load_aliases
+from geocode.arabic import without_type_word
 from geocode.geo import haversine_km
 from geocode.results import BBox
 from geocode.text import is_arabic, is_latin, raw_squash
@@ -329,6 +330,9 @@ def _add_state(b: Builder, d: Divisions, cc: str, s: Any) -> None:
     _name_without_direction(b, pid, s.name)
     if s.native and (is_latin(s.native) or is_arabic(s.native)) and s.native != s.name:
         b.name(pid, s.native, Q.alt)
+        rest = without_type_word(s.native) if is_arabic(s.native) else None
+        if rest is not None:  # المنطقة الشرقية -> الشرقية, as "Eastern Province" -> "eastern"
+            b.name(pid, rest, Q.stripped)
     if cc in ("US", "CA", "AU") and s.state_code:
         code = s.state_code.upper()
         b.name(pid, code, Q.abbr, capitals_only=code.lower() in b.aliases.code_words, squashed=False)

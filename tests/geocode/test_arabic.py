@@ -9,12 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from geocode import Resolution, build_resolver
+from geocode.arabic import without_type_word
 from geocode.guard import GuardConfig
 from geocode.resolver import Resolver
 from geocode.text import shape_hint, variants
 from lmr.mentions import Mention
+from lmr.names import norm
 from tests.geocode.test_remote import FakeNominatim
 
 
@@ -77,3 +81,30 @@ def test_remote_requests_ask_for_arabic_answers_only_for_arabic_mentions(tmp_pat
     by_query = {q["q"][0]: q for q in server.requests}
     assert by_query["الكويت"].get("accept-language") == ["ar"]
     assert "accept-language" not in by_query["Houston"]  # English requests are as they were
+
+
+def test_a_division_named_with_its_type_word_answers_to_the_rest(resolver: Resolver) -> None:
+    # countrystatecity names Saudi Arabia's Eastern Province المنطقة الشرقية; posts say الشرقية
+    assert without_type_word("المنطقة الشرقية") == "الشرقيه"
+    assert without_type_word("محافظة الجيزة") == "الجيزه"
+    assert without_type_word("الإقليم الخامس") is None  # an ordinal names nothing alone
+    assert without_type_word("المنطقة") is None and without_type_word("الرياض") is None
+    post = "أمطار غزيرة على الدمام والخبر في الشرقية"
+    spans = [(post.index(t), post.index(t) + len(t)) for t in ("الدمام", "والخبر", "الشرقية")]
+    *_, region_of = resolver.resolve([Mention(post[a:b], a, b, 0.9) for a, b in spans], post)
+    assert isinstance(region_of, Resolution) and region_of.country_code == "SA", region_of
+    assert _one(resolver, "سيول في الشرقية", "الشرقية").country_code == "EG"  # alone: Egypt's Sharqia, exact name
+    region = variants("المنطقة الشرقية")  # the query side reads the article form of the type word too
+    assert any(v.key == "الشرقيه" and v.kind_hint == "admin1" for v in region)
+    assert shape_hint("المحافظة الجديدة") == "admin1" and shape_hint("المدينة المنورة") is None  # Medina
+
+
+_ARABIC = st.text(st.sampled_from("ابتثجحخدذرزسشصضطظعغفقكلمنهويةىأإآء ـ"), max_size=30)
+
+
+@given(_ARABIC)
+def test_without_type_word_keeps_a_tail_of_the_name(name: str) -> None:
+    rest = without_type_word(name)
+    if rest is not None:
+        words = norm(name).split()
+        assert rest == " ".join(words[1:]) and len(words) >= 2
