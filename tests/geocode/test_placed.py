@@ -7,18 +7,20 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geocode.placed import extraction_threshold, is_placed, keep
+from geocode.placed import PLACED_GEO_SCORE, extraction_threshold, is_placed, keep, placed_well
 
-PLACED = {"lat": 29.76, "lon": -95.37, "resolved": True}
+PLACED = {"lat": 29.76, "lon": -95.37, "resolved": True, "score": 0.9}
 
 
 def test_a_span_above_the_threshold_is_kept_placed_or_not() -> None:
     assert keep([0.9, 0.9], [PLACED, None], 0.5) == [True, True]
 
 
-def test_a_span_below_the_threshold_is_kept_only_when_placed() -> None:
+def test_a_span_below_the_threshold_is_kept_only_when_placed_well() -> None:
     unresolved = {"lat": None, "lon": None, "resolved": False, "reason": "not_found"}
-    assert keep([0.2, 0.2, 0.2], [PLACED, None, unresolved], 0.5) == [True, False, False]
+    weak = {**PLACED, "score": PLACED_GEO_SCORE / 2}
+    assert keep([0.2, 0.2, 0.2, 0.2], [PLACED, None, unresolved, weak], 0.5) == [True, False, False, False]
+    assert keep([0.2], [weak], 0.5, min_geo_score=0.0) == [True]
 
 
 def test_the_model_reads_down_to_the_lower_threshold() -> None:
@@ -30,7 +32,7 @@ def test_the_model_reads_down_to_the_lower_threshold() -> None:
 geo_values = st.one_of(
     st.none(),
     st.dictionaries(
-        st.sampled_from(["lat", "lon", "resolved", "reason"]),
+        st.sampled_from(["lat", "lon", "resolved", "reason", "score"]),
         st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), st.integers(), st.text(max_size=3)),
     ),
 )
@@ -46,7 +48,8 @@ def test_any_geo_json_is_judged_without_error_and_only_points_rescue(
         if score >= threshold:
             assert k
         else:
-            assert k == is_placed(geo)
-            if k:  # rescued: a numeric point, not marked unresolved
+            assert k == placed_well(geo)
+            if k:  # rescued: a numeric point, not marked unresolved, a confident resolution
+                assert is_placed(geo) and geo["score"] >= PLACED_GEO_SCORE
                 assert geo["resolved"] is not False
                 assert all(isinstance(geo[x], int | float) and not isinstance(geo[x], bool) for x in ("lat", "lon"))
