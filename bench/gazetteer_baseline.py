@@ -18,7 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from geocode.dictionary_tagger import MAX_WORDS, MIN_TOWN_POPULATION, DictionaryTagger
+from geocode.build import IMPORTANT_POPULATION
+from geocode.dictionary_tagger import MAX_WORDS, DictionaryTagger
 from lmr.errors import LmrError
 from lmr.evaluation import score
 from lmr.language import script_of
@@ -76,7 +77,7 @@ def _line(name: str, f: dict[str, Any]) -> str:
 def report(figures: dict[str, Any], data: Sequence[str], seconds: float, names: int) -> str:
     head = f"{'':<34} {'P':>6} {'R':>6} {'F1':>6} {'ovP':>6} {'ovR':>6} {'ovF1':>6} {'posts':>6} {'gold':>6}"
     lines = [
-        f"{SYSTEM} ({names:,} name keys; towns of {MIN_TOWN_POPULATION:,}+ people, divisions, countries; "
+        f"{SYSTEM} ({names:,} name keys; towns of {IMPORTANT_POPULATION:,}+ people, divisions, countries; "
         f"runs of up to {MAX_WORDS} words) on {', '.join(data)}: tagged in {seconds:.1f} s",
         "",
         head,

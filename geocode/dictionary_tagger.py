@@ -9,7 +9,7 @@ known name is marked; marked runs never overlap.
 
 Which names count (one rule, stated once): a name counts when at least one place bearing it is a
 continent, macro region, country, first- or second-level division, or a town of
-:data:`MIN_TOWN_POPULATION` people or more, the population from which the gazetteer counts a town
+:data:`IMPORTANT_POPULATION` people or more, the population from which the gazetteer counts a town
 important enough for its typo-tolerant index (:mod:`geocode.build`). Names only of smaller towns are
 left out: the gazetteer holds every town of 500 people, and their names include everyday words.
 
@@ -30,26 +30,25 @@ here the question is only whether the run of words is itself a name.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from geocode.build import IMPORTANT_POPULATION
 from geocode.gazetteer import Gazetteer, open_gazetteer
+from lmr.language import LINKS
 from lmr.mentions import Mention
 from lmr.names import is_upper_code, norm
 from lmr.words import Word, split_words
 
 MAX_WORDS = 5  # the longest run of words looked up (joiners count as words)
-MIN_TOWN_POPULATION = 10_000  # a town's name counts from this population (geocode.build's important places)
 DIVISION_KINDS = frozenset({"continent", "region", "country", "admin1", "admin2"})
 JOINERS = frozenset("_-.'’&")
 SCORE = 1.0  # a dictionary has no confidence: every mark scores the same
-_LINKS = re.compile(r"https?://\S+|www\.\S+|@\w+")  # as lmr.language.script_of leaves them out
 
 
 def counts(kind: str, population: int) -> bool:
     """Whether a place of this kind and population lends its names to the tagger (the module's one rule)."""
-    return kind in DIVISION_KINDS or population >= MIN_TOWN_POPULATION
+    return kind in DIVISION_KINDS or population >= IMPORTANT_POPULATION
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ class DictionaryTagger:
 
     def tag_words(self, text: str, words: Sequence[Word]) -> list[Mention]:
         """:meth:`tag` on words already split by :func:`lmr.words.split_words`."""
-        links = [m.span() for m in _LINKS.finditer(text)]
+        links = [m.span() for m in LINKS.finditer(text)]
         usable = [_is_letters(w) and not any(s <= w.start < e for s, e in links) for w in words]
         out: list[Mention] = []
         i = 0

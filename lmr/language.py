@@ -20,7 +20,7 @@ from typing import Literal
 Script = Literal["arabic", "latin", "other", "none"]
 SCRIPTS: tuple[Script, ...] = ("arabic", "latin", "other", "none")
 
-_LINKS = re.compile(r"https?://\S+|www\.\S+|@\w+")  # links and @handles are Latin whatever the post's language
+LINKS = re.compile(r"https?://\S+|www\.\S+|@\w+")  # links and @handles are Latin whatever the post's language
 _DIACRITICS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed\u0640]")
 _LETTERS = str.maketrans(
     {
@@ -58,7 +58,7 @@ def match_form(text: str) -> str:
 def script_of(text: str) -> Script:
     """The script most of the post's letters are written in: ``arabic``, ``latin``, ``other`` or ``none``."""
     arabic = latin = other = 0
-    for ch in _LINKS.sub(" ", text):
+    for ch in LINKS.sub(" ", text):
         if not ch.isalpha():
             continue
         if is_arabic_letter(ch):

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geocode.dictionary_tagger import MIN_TOWN_POPULATION, DictionaryTagger, NameSet, counts
+from geocode.build import IMPORTANT_POPULATION
+from geocode.dictionary_tagger import DictionaryTagger, NameSet, counts
 from geocode.gazetteer import Gazetteer, open_gazetteer
 from lmr.names import norm
 from lmr.words import split_words
@@ -37,7 +38,7 @@ def _at(text: str, name: str) -> tuple[str, int, int]:
 
 def _big_town(gazetteer: Gazetteer, name: str) -> None:
     """The test's premise: ``name`` is a town of the gazetteer large enough to count."""
-    assert any(c.kind == "city" and c.population >= MIN_TOWN_POPULATION for c in gazetteer.lookup(norm(name))), name
+    assert any(c.kind == "city" and c.population >= IMPORTANT_POPULATION for c in gazetteer.lookup(norm(name))), name
 
 
 def test_an_english_city_is_marked_with_its_offsets(tagger: DictionaryTagger, gazetteer: Gazetteer) -> None:
