@@ -90,11 +90,10 @@ def run(
     def above(t: float) -> list[list[Any]]:
         return [[m for m in ms if getattr(m, "score", 1.0) >= t] for ms in spans]
 
-    def score(t: float, *, by_event: bool = True, prior: bool = True, placed_from: float | None = None) -> Any:
+    def score(low: float, *, by_event: bool = True, prior: bool = True) -> Any:
+        """Spans from ``low`` up, those under the model's threshold kept only when placed well."""
         resolver = build_resolver("offline", prior=prior)
-        outs = resolve_outputs(
-            resolver, gold, above(t if placed_from is None else placed_from), threshold=thr, by_event=by_event
-        )
+        outs = resolve_outputs(resolver, gold, above(low), threshold=thr, by_event=by_event)
         return score_outputs(gold, outs)[0]
 
     rec = float(res["f1"])
@@ -104,9 +103,9 @@ def run(
         _row("event prior", after, rec),
         _row("no prior", score(thr, prior=False), rec),
     ]
-    rows += [_row(f"placed >= {t:g}", score(thr, placed_from=t), None) for t in placed if t < thr]
+    rows += [_row(f"placed >= {t:g}", score(t), None) for t in placed if t < thr]
     oracle = build_resolver("offline", prior=True)
-    gold_spans = [[e for e in ex_.spans] for ex_ in examples]
+    gold_spans = [e.spans for e in examples]
     rows.append(_row("gold spans", score_outputs(gold, resolve_outputs(oracle, gold, gold_spans))[0], 1.0))
     rows += _detail_rows("shared prior", before) + _detail_rows("event prior", after)
     return {"model": ex.model_id, "runtime": ex.runtime, "threshold": thr, "recognition": res, "rows": rows}

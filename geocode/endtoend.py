@@ -67,21 +67,13 @@ class OutputPlace:
         return self.point is not None
 
 
-def _number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
 def output_place(loc: Any) -> OutputPlace | None:
     """An enriched event's location (``start``, ``end``, ``geo``) as an output place; None when it has no span."""
     if not isinstance(loc, dict) or not isinstance(loc.get("start"), int) or not isinstance(loc.get("end"), int):
         return None
     geo = loc.get("geo")
     text = str(loc.get("text") or "")
-    if (
-        not isinstance(geo, dict)
-        or geo.get("resolved") is False
-        or not (_number(geo.get("lat")) and _number(geo.get("lon")))
-    ):
+    if not placed.is_placed(geo):
         return OutputPlace(loc["start"], loc["end"], text)
     cc = geo.get("country_code")
     return OutputPlace(

@@ -15,7 +15,7 @@ The worker (``lmr-worker run --placed-threshold``) and the end-to-end evaluation
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 #: The default lowest score of a span the geocoder may rescue, and the resolution score the rescue needs. Both
 #: were chosen on in-domain posts of the held-out model, never on held-out events (docs/end-to-end.md): without
@@ -29,8 +29,8 @@ def extraction_threshold(threshold: float, placed_threshold: float | None) -> fl
     return threshold if placed_threshold is None else min(threshold, placed_threshold)
 
 
-def is_placed(geo: Mapping[str, Any] | None) -> bool:
-    """Whether a location's ``geo`` puts it on a map (a resolved point)."""
+def is_placed(geo: object) -> TypeGuard[Mapping[str, Any]]:
+    """Whether a location's ``geo`` (any JSON) puts it on a map: a mapping with a numeric point, not unresolved."""
     if not isinstance(geo, Mapping) or geo.get("resolved") is False:
         return False
     lat, lon = geo.get("lat"), geo.get("lon")
@@ -41,7 +41,6 @@ def placed_well(geo: Mapping[str, Any] | None, min_score: float = PLACED_GEO_SCO
     """Whether ``geo`` is placed with a resolution score of at least ``min_score``."""
     if not is_placed(geo):
         return False
-    assert geo is not None
     score = geo.get("score")
     return isinstance(score, int | float) and not isinstance(score, bool) and score >= min_score
 

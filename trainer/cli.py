@@ -122,8 +122,7 @@ def evaluate_cmd(
         if geocoder:
             from geocode.endtoend import score_model_predictions
 
-            spans = [(e, [m for m in ms if getattr(m, "score", 1.0) >= low]) for e, ms in candidates]
-            e2e = score_model_predictions(geocoder, list(data), spans, km=km, threshold=thr)
+            e2e = score_model_predictions(geocoder, list(data), candidates, km=km, threshold=thr)
             res["end_to_end"] = e2e[0]
         if report:
             subtitle = f"model {ex.model_id} · runtime {ex.runtime} · threshold {res['threshold']}"
