@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from lmr.readers import Example
-from trainer import augment, crossval, selftrain, typed_labels
+from trainer import augment, crossval, oversample, selftrain, typed_labels
 from trainer.data import files_digest
 from trainer.settings import TrainSettings
 
@@ -26,7 +26,7 @@ def type_mode(s: TrainSettings) -> str:
 def shape_data(
     s: TrainSettings, train: list[Example], select: list[Example]
 ) -> tuple[list[Example], list[Example], list[Example], list[str], dict[str, Any]]:
-    """Labels per ``--types``, held-out events removed, training posts augmented.
+    """Labels per ``--types``, held-out events removed, training posts augmented and oversampled.
 
     Returns (train, select, held out, labels, card data). Augmentation touches training posts only,
     after the held-out events are gone, so no held-out name is ever written into a training post.
@@ -46,6 +46,10 @@ def shape_data(
         train, report = augment.augment(train, name_swap=s.name_swap, case_noise=s.case_noise, seed=s.seed)
         info["augmentation"] = f"name swap {s.name_swap}, case noise {s.case_noise}: {report.summary()}"
         log.info("Augmentation: %s", report.summary())
+    if s.oversample:
+        train, per_script = oversample.oversample(train, oversample.parse(s.oversample))
+        info["oversampling"] = {"times": ", ".join(s.oversample), "training_posts_by_script": per_script}
+        log.info("Oversampling %s: training posts by script %s", ", ".join(s.oversample), per_script)
     if s.unlabeled and s.teacher:
         extra, pseudo = selftrain.self_training_posts(
             s.unlabeled,

@@ -54,6 +54,13 @@ def recipe_options(f: Any) -> Any:
             help="Share of training posts with some non-mention words capitalised (0: off).",
         ),
         option(
+            "--oversample",
+            multiple=True,
+            metavar="SCRIPT=TIMES",
+            help="Repeat each training post written in SCRIPT (arabic, latin) TIMES times per epoch, e.g. "
+            "arabic=2 (repeatable; selection and held-out posts untouched).",
+        ),
+        option(
             "--fused-head/--no-fused-head",
             default=_d("fused_head"),
             show_default=True,

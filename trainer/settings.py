@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmr.config import redact
 from lmr.errors import ConfigError
-from trainer import budget
+from trainer import budget, oversample
 
 if TYPE_CHECKING:
     from gliner.training import TrainingArguments
@@ -94,6 +94,7 @@ class TrainSettings:
     types: str = "none"  # none | coarse (trainer/types.py); --fine-types keeps IDRISI's own
     name_swap: float = 0.0  # share of training posts whose mentions are swapped for gazetteer names
     case_noise: float = 0.0  # share of training posts with some non-mention words capitalised
+    oversample: list[str] = field(default_factory=list)  # SCRIPT=TIMES: repeat posts of that script (oversample.py)
     fused_head: bool = True  # fused span head in the training step (exact; trainer/fused.py)
     span_prior: bool = False  # rescore spans with the gazetteer's names, fitted on the selection set (prior.py)
     average_checkpoints: bool = True  # keep the best+last checkpoint average if it scores higher (averaging.py)
@@ -146,6 +147,7 @@ class TrainSettings:
             raise ConfigError("--fine-types and --types coarse exclude each other.", "choose one.")
         if not (0 <= self.name_swap <= 1 and 0 <= self.case_noise <= 1):
             raise ConfigError("--name-swap and --case-noise are shares of posts between 0 and 1.")
+        oversample.parse(self.oversample)
         if bool(self.unlabeled) != bool(self.teacher):
             raise ConfigError(
                 "Self-training needs both --unlabeled (posts) and --teacher (the model that labels them).",
