@@ -16,6 +16,7 @@ Arabic mentions differ from English ones in three ways that matter for lookup:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from lmr.names import norm
@@ -40,6 +41,12 @@ POI_WORDS = _keys(
 )
 #: Leading words that place the name in part of a region: ``شمال #حفر_الباطن`` (north of Hafr Al-Batin).
 DIRECTION_WORDS = _keys("شمال جنوب شرق غرب وسط شمالي جنوبي شرقي غربي أطراف ضواحي")
+#: Words of running text that also name a division (``الداخلية``, "interior", names Oman's Ad Dakhiliyah;
+#: ``العاصمة``, "the capital"; directions): alone, they name no place of a post outside its mentions.
+COMMON_WORDS = _keys(
+    """الداخلية العاصمة عاصمة الجديدة الشمال الجنوب الشرق الغرب الوسط الشمالية الجنوبية الشرقية الغربية الوسطى
+    البيض"""
+)
 _ARTICLE = "ال"
 #: Ordinals, which name a division only with its type word (``الإقليم الخامس``, the Fifth District).
 _ORDINALS = _keys(
@@ -158,3 +165,30 @@ def arabic_variants(text: str, add: Callable[..., None], max_ngram: int = 4) -> 
             if all(is_generic(t) or t.isdigit() for t in gram) or (n == 1 and len(gram[0]) < 3):
                 continue
             add(" ".join(gram), 0.55 + 0.05 * n, None, partial=True)
+
+
+_WORD = re.compile(r"[\u0621-\u065f\u066e-\u06d3\u06fa-\u06ff]+")
+_JOINER = re.compile(r"[ \t#_\u200c-\u200f]*")  # what may lie between two words of one phrase
+
+
+def word_runs(text: str) -> list[list[tuple[int, int]]]:
+    """The spans of a text's Arabic words, in runs that no punctuation, line break or other script interrupts
+    (a hashtag's ``_`` joins words, as a space does): the stretches a place's name may span."""
+    runs: list[list[tuple[int, int]]] = []
+    last = -1
+    for m in _WORD.finditer(text):
+        if not runs or _JOINER.fullmatch(text, last, m.start()) is None:
+            runs.append([])
+        runs[-1].append(m.span())
+        last = m.end()
+    return runs
+
+
+def phrase_keys(words: list[str]) -> list[tuple[str, float]]:
+    """The keys a run of words of a post is looked up by, with their weights: as written, then without the first
+    word's clitics (``بمصر`` -> ``مصر``); a lone word only while it is no generic, common or short word."""
+    keys = [norm(w) for w in words]
+    forms = [(keys[0], 1.0), *_without_clitics(keys[0])]
+    if len(keys) == 1:
+        return [(k, w) for k, w in forms if len(k) >= 3 and not is_generic(k) and k not in COMMON_WORDS]
+    return [(" ".join([first, *keys[1:]]), w) for first, w in forms]

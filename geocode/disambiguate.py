@@ -32,11 +32,13 @@ probability is below ``min_confidence`` is ``ambiguous``.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from geocode import arabic
 from geocode.aliases import division_key
 from geocode.geo import haversine_km
 from geocode.results import Candidate, GeoContext
@@ -288,7 +290,9 @@ def scan_post(
     *,
     max_places: int = 8,
 ) -> list[ContextPlace]:
-    """Countries and first-level divisions named in the post outside the mentions."""
+    """Countries and first-level divisions named in the post outside the mentions: the longest capitalised
+    phrase that names one, and, as Arabic has no capitals, the longest run of up to three Arabic words
+    (:func:`geocode.arabic.word_runs`, looked up by :func:`geocode.arabic.phrase_keys`)."""
     out: list[ContextPlace] = []
     inside = _Spans(mention_spans)
     for m in _CAP_SEQ.finditer(post):
@@ -299,15 +303,54 @@ def scan_post(
         # Try the longest prefix that names a country or division.
         for n in range(len(words), 0, -1):
             phrase = " ".join(words[:n]).rstrip(".,'’")
-            cands = [c for c in lookup(phrase) if c.kind in ("country", "admin1") and c.match >= 0.85]
+            cands = _strong(lookup, [(phrase, 1.0)])
             if cands:
                 span_end = start + len(phrase)
                 after_comma = bool(re.search(r",\s*$", post[max(0, start - 3) : start]))
-                out.append(ContextPlace(tuple(cands[:6]), 1.5 if after_comma else 0.6, norm(phrase), (start, span_end)))
+                out.append(ContextPlace(cands, 1.5 if after_comma else 0.6, norm(phrase), (start, span_end)))
                 break
         if len(out) >= max_places:
-            break
+            return out
+    for run in arabic.word_runs(post):
+        i = 0
+        while i < len(run) and len(out) < max_places:
+            i += _arabic_place(post, run[i : i + 3], inside, lookup, out)
     return out
+
+
+def _arabic_place(
+    post: str,
+    words: Sequence[tuple[int, int]],
+    inside: _Spans,
+    lookup: Callable[[str], list[Candidate]],
+    out: list[ContextPlace],
+) -> int:
+    """Append the country or division the longest leading run of ``words`` names; the count of words it took (1
+    when none)."""
+    for n in range(len(words), 0, -1):
+        start, end = words[0][0], words[n - 1][1]
+        if inside.overlaps(start, end):
+            continue
+        keys = arabic.phrase_keys([post[a:b] for a, b in words[:n]])
+        cands = _strong(lookup, keys)
+        if cands:
+            out.append(ContextPlace(cands, 0.6, keys[0][0], (start, end)))
+            return n
+    return 1
+
+
+def _strong(lookup: Callable[[str], list[Candidate]], keys: Sequence[tuple[str, float]]) -> tuple[Candidate, ...]:
+    """The countries and first-level divisions the first of ``keys`` that names one names strongly (``match`` x the
+    key's weight >= 0.85), best six."""
+    for key, weight in keys:
+        cands = [
+            dataclasses.replace(c, match=round(c.match * weight, 4))
+            for c in lookup(key)
+            if c.kind in ("country", "admin1") and c.match * weight >= 0.85
+        ]
+        if cands:
+            return tuple(cands[:6])
+    return ()
 
 
 class _Spans:
