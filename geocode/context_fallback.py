@@ -5,7 +5,8 @@ Three rules run, in order, on one post's results (see :meth:`geocode.resolver.Re
 1. :func:`drop_strangers`: with a settled stream prior, a small town in a country the stream never
    pointed at and that no other place of the post backs is a namesake of a place the gazetteer lacks.
 2. :func:`drop_stray_partials`: a place found only from a word inside a longer mention, or a town for a
-   point of interest, far from every other place of the post, is less likely than the post's own place.
+   point of interest, far from every place the post resolves or names (or, in a post with none, in a
+   country the stream never pointed at), is less likely than the post's own place.
 3. :func:`inherit`: a mention with no candidate takes the post's most specific resolved place (feature
    ``context``), else the stream's focus (feature ``stream``).
 """
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 
-from geocode.disambiguate import Choice
+from geocode.aliases import division_key
+from geocode.disambiguate import Choice, ContextPlace
 from geocode.gazetteer import haversine_km
-from geocode.results import Resolution, Unresolved, resolution
+from geocode.results import Candidate, Resolution, Unresolved, resolution
 from geocode.stream_prior import StreamPrior
 from lmr.place_types import PlaceType
 
@@ -57,31 +60,54 @@ def drop_strangers(
 
 
 def drop_stray_partials(
-    results: list[Result], choices: list[Choice], types: list[PlaceType | None], near_km: float
+    results: list[Result],
+    choices: list[Choice],
+    types: list[PlaceType | None],
+    named: Sequence[ContextPlace],
+    prior: StreamPrior | None,
+    stream: str,
+    near_km: float,
 ) -> list[Result]:
     """A place found only from a word inside a longer mention ("Griffith" in "Griffith Park"), or a town for a
-    mention the recognizer typed as a point of interest, street or natural feature, that lies far from every
-    other place of the post is less likely than the post's own place: drop it (it then inherits that place)."""
+    mention the recognizer typed as a point of interest, street or natural feature, is less likely than the
+    post's own place when it lies far from every place of the post, or, in a post with none, in a country the
+    stream prior never pointed at: drop it (it then inherits the post's or the stream's place). The post's
+    places are its solid resolutions (a full name) and the countries and divisions it names outside its mentions
+    (``named``, :func:`geocode.disambiguate.scan_post`); a place is near one within ``near_km`` of it or inside it.
+    """
     solid = [
         ch.candidates[ch.best]
         for r, ch in zip(results, choices, strict=True)
         if isinstance(r, Resolution)
         and ch.best is not None
         and ch.candidates[ch.best].match >= 0.7
-        and ch.candidates[ch.best].kind in ("city", "admin2", "admin1")
+        and ch.candidates[ch.best].kind in LEVEL
     ]
-    if not solid:
-        return results
+    solid.extend(c for place in named for c in place.candidates)
+    heard = prior is not None and bool(prior.top(stream))
     out: list[Result] = []
     for r, ch, t in zip(results, choices, types, strict=True):
         if isinstance(r, Resolution) and ch.best is not None:
             c = ch.candidates[ch.best]
             stray = c.match < 0.7 or (t == "poi" and c.kind == "city")
-            if stray and all(haversine_km(c.lat, c.lon, o.lat, o.lon) > near_km for o in solid):
+            if solid:
+                far = not any(_near(c, o, near_km) for o in solid)
+            else:
+                far = heard and prior is not None and prior.affinity(stream, c) == 0.0
+            if stray and far:
                 out.append(Unresolved(r.text, r.start, r.end, "no_candidate", "only a partial name match"))
                 continue
         out.append(r)
     return out
+
+
+def _near(c: Candidate, o: Candidate, near_km: float) -> bool:
+    """Whether ``c`` lies within ``near_km`` of place ``o`` or inside it (a country or first-level division)."""
+    same_country = c.country_code is not None and c.country_code == o.country_code
+    in_division = o.kind == "admin1" and bool(c.admin1) and division_key(c.admin1 or "") == division_key(o.name)
+    if same_country and (o.kind == "country" or in_division):
+        return True
+    return haversine_km(c.lat, c.lon, o.lat, o.lon) <= near_km
 
 
 def inherit(

@@ -60,6 +60,7 @@ class _Decision:
     spans: list[tuple[int, int]]
     types: list[PlaceType | None]
     choices: list[Choice]
+    named: list[ContextPlace]  # countries and divisions the post names outside its mentions
     errors: dict[int, Unresolved]
     backends: list[str]
 
@@ -180,7 +181,9 @@ class Resolver:
             results = context_fallback.drop_strangers(
                 results, d.choices, self.prior, stream, self.options.stranger_max_population
             )
-            results = context_fallback.drop_stray_partials(results, d.choices, d.types, self.options.weights.near_km)
+            results = context_fallback.drop_stray_partials(
+                results, d.choices, d.types, d.named, self.prior, stream, self.options.weights.near_km
+            )
             results = context_fallback.inherit(results, d.choices, self.prior, stream, self.backend)
         self._teach(stream, results, d.choices)
         self._count(results)
@@ -240,7 +243,7 @@ class Resolver:
             wp = self.prior.config.weight
             bonus = [[wp * self.prior.affinity(stream, c) for c in cs] for cs in cands]
         choices = choose(texts, spans, cands, extra, ctx, self.options.weights, types=types, bonus=bonus)
-        return _Decision(texts, spans, types, choices, errors, backends)
+        return _Decision(texts, spans, types, choices, extra, errors, backends)
 
     def _candidates_or_fallback(
         self, text: str, ctx: GeoContext | None, deadline: Deadline | None = None
