@@ -8,7 +8,8 @@ Three rules run, in order, on one post's results (see :meth:`geocode.resolver.Re
    point of interest, far from every place the post resolves or names (or, in a post with none, in a
    country the stream never pointed at), is less likely than the post's own place.
 3. :func:`inherit`: a mention with no candidate takes the post's most specific resolved place (feature
-   ``context``), else the stream's focus (feature ``stream``).
+   ``context``), else the stream's focus (feature ``stream``), else the most specific country or division
+   the post names outside its mentions (feature ``context``).
 """
 
 from __future__ import annotations
@@ -111,10 +112,16 @@ def _near(c: Candidate, o: Candidate, near_km: float) -> bool:
 
 
 def inherit(
-    results: list[Result], choices: list[Choice], prior: StreamPrior | None, stream: str, backend: str
+    results: list[Result],
+    choices: list[Choice],
+    named: Sequence[ContextPlace],
+    prior: StreamPrior | None,
+    stream: str,
+    backend: str,
 ) -> list[Result]:
     """A mention with no candidate takes the post's most specific resolved place (feature ``context``), else,
-    with a settled stream prior, the stream's focus (feature ``stream``)."""
+    with a settled stream prior, the stream's focus (feature ``stream``), else the most specific country or
+    division the post names outside its mentions (``named``; feature ``context``)."""
     best: Resolution | None = None
     best_level = 0
     for r, ch in zip(results, choices, strict=True):
@@ -123,11 +130,15 @@ def inherit(
             if lv > best_level:
                 best, best_level = r, lv
     feature = "context"
-    if best is None:
-        focus = prior.focus(stream) if prior is not None else None
-        if focus is None:
-            return results
+    focus = prior.focus(stream) if prior is not None and best is None else None
+    if focus is not None:
         best, feature = resolution(focus.name, (0, 0), focus, 1.0, backend), "stream"
+    for place in named if best is None else ():
+        c = max(place.candidates, key=lambda x: x.match + x.importance)
+        if LEVEL.get(c.kind, 0) > best_level:
+            best, best_level = resolution(c.name, place.span, c, 1.0, backend), LEVEL[c.kind]
+    if best is None:
+        return results
     out: list[Result] = []
     for r in results:
         if isinstance(r, Unresolved) and r.reason == "no_candidate" and r.detail != STORM_DETAIL:

@@ -184,7 +184,7 @@ class Resolver:
             results = context_fallback.drop_stray_partials(
                 results, d.choices, d.types, d.named, self.prior, stream, self.options.weights.near_km
             )
-            results = context_fallback.inherit(results, d.choices, self.prior, stream, self.backend)
+            results = context_fallback.inherit(results, d.choices, d.named, self.prior, stream, self.backend)
         self._teach(stream, results, d.choices)
         self._count(results)
         return results
