@@ -6,6 +6,7 @@ on 127.0.0.1 (tests/geocode/test_remote.py's).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from geocode import Resolution, build_resolver
-from geocode.arabic import without_type_word
+from geocode.arabic import without_type_word, word_runs
+from geocode.disambiguate import scan_post
+from geocode.gazetteer import open_gazetteer
 from geocode.guard import GuardConfig
 from geocode.resolver import Resolver
 from geocode.text import shape_hint, variants
@@ -108,3 +111,54 @@ def test_without_type_word_keeps_a_tail_of_the_name(name: str) -> None:
     if rest is not None:
         words = norm(name).split()
         assert rest == " ".join(words[1:]) and len(words) >= 2
+
+
+def _named(post: str, mentions: tuple[str, ...] = ()) -> dict[str, tuple[str | None, str]]:
+    """What scan_post finds in an Arabic post outside ``mentions``: the text at each span -> (country, kind)."""
+    spans = [(post.index(t), post.index(t) + len(t)) for t in mentions]
+    gz = open_gazetteer()
+    found = scan_post(post, spans, gz.lookup)
+    return {post[a:b]: (e.candidates[0].country_code, e.candidates[0].kind) for e in found for a, b in [e.span]}
+
+
+def test_an_arabic_post_names_its_country_and_division_outside_the_mentions() -> None:
+    post = "انفجار أمام معهد الأورام في القاهرة #مصر وحريق بالقاهرة_الان ووزارة الداخلية تحقق"
+    named = _named(post, ("معهد الأورام",))
+    assert named["القاهرة"] == ("EG", "admin1")
+    assert named["مصر"] == ("EG", "country")  # a hashtag
+    assert named["بالقاهرة"] == ("EG", "admin1")  # a clitic, in a hashtag whose _ ends the name
+    assert "الداخلية" not in named  # "interior": a common word, not Oman's Ad Dakhiliyah
+    assert not _named(post, ("القاهرة #مصر وحريق بالقاهرة",)).keys() & {"القاهرة", "مصر", "بالقاهرة"}  # inside
+
+
+def test_a_leading_word_does_not_place_a_cairo_street_in_algeria(resolver: Resolver) -> None:
+    # القصر ("the palace") is El Kseur's Arabic name: the partial query of القصر العيني finds that town first
+    assert any(v.partial and v.key == "القصر" for v in variants("القصر العيني"))
+    post = "حريق قرب القصر العيني في القاهرة"
+    res = resolver.resolve([Mention("القصر العيني", 9, 21, 0.9)], post)[0]
+    assert isinstance(res, Resolution) and res.country_code == "EG", res  # inherits the Cairo the post names
+    assert res.feature_type == "context"
+
+
+def test_a_lone_partial_far_from_the_streams_country_is_dropped() -> None:
+    r = build_resolver("offline", prior=True)
+    cairo = "انفجار في القاهرة"
+    r.resolve([Mention("القاهرة", 10, 17, 0.9)], cairo, stream="cairo")  # one post: heard, not settled
+    assert r.prior is not None and not r.prior.settled("cairo")
+    post = "دخان قرب القصر العيني"
+    res = r.resolve([Mention("القصر العيني", 9, 21, 0.9)], post, stream="cairo")[0]
+    assert not (isinstance(res, Resolution) and res.country_code == "DZ"), res
+    fresh = build_resolver("offline", prior=True).resolve([Mention("القصر العيني", 9, 21, 0.9)], post, stream="x")
+    assert isinstance(fresh[0], Resolution), fresh  # a stream that has heard nothing keeps the partial
+
+
+@given(st.text(st.sampled_from("ابتثجحخدذرزسشصضطظعغفقكلمنهويةىأإآء ـ_#،.\nab1"), max_size=60))
+def test_arabic_word_runs_are_ordered_words_of_the_text(text: str) -> None:
+    runs = word_runs(text)
+    spans = [s for run in runs for s in run]
+    assert all(a < b for a, b in spans) and all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(spans))
+    for a, b in spans:
+        assert not set(text[a:b]) & set(" _#،.\nab1"), text[a:b]  # a word holds no joiner, mark or other script
+    for run in runs:
+        for (_, b1), (a2, _) in itertools.pairwise(run):
+            assert set(text[b1:a2]) <= set(" _#"), text[b1:a2]  # only spaces and hashtag marks join a run
