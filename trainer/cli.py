@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from geocode.geo import ACC_KM
+from geocode.endtoend_options import km_option, report_option
 from geocode.placed import PLACED_THRESHOLD, extraction_threshold
 from lmr import logs
 from lmr.clihelp import SectionedCommand
@@ -52,13 +52,7 @@ def main(log_level: str, log_format: str) -> None:
     default=None,
     help="Also resolve the predictions with this geocoder; score places end to end (DATA with points).",
 )
-@option(
-    "--km",
-    type=click.FloatRange(min=0, min_open=True),
-    default=ACC_KM,
-    show_default=True,
-    help="End to end: an output place this close to the gold point is right.",
-)
+@km_option
 @option(
     "--placed-threshold",
     type=click.FloatRange(0, 1),
@@ -67,13 +61,7 @@ def main(log_level: str, log_format: str) -> None:
     help="End to end: spans scoring from this up to the threshold count only when the geocoder places them, "
     "as lmr-worker run emits them (1: off).",
 )
-@option(
-    "--report",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
-    "(with --geocoder: a map of found, wrong and missed places).",
-)
+@report_option("--geocoder")
 @result_option
 def evaluate_cmd(
     model: str,

@@ -29,7 +29,14 @@ RUN_SECTIONS = {
         "threads",
     ],
     "Evaluation and selection": ["eval_steps", "best_by", "threshold", "average_checkpoints", "span_prior"],
-    "Augmentation and self-training": ["name_swap", "case_noise", "unlabeled", "teacher", "pseudo_threshold"],
+    "Augmentation and self-training": [
+        "name_swap",
+        "case_noise",
+        "oversample",
+        "unlabeled",
+        "teacher",
+        "pseudo_threshold",
+    ],
     "Output and publishing": ["output_dir", "registry", "name", "version", "resume", "seed"],
     "Tracking": ["report_to", "wandb_project", "wandb_artifact", "push_to_hub"],
 }

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from geocode.geo import ACC_KM
+from geocode.endtoend_options import km_option, report_option
 from lmr import logs
 from lmr.clihelp import SectionedCommand
 from lmr.config import config_option, fail, log_options, option
@@ -471,20 +471,8 @@ def _secrets() -> dict[str, Any]:
 @click.argument("gold", nargs=-1, required=True)
 @option("--id-field", default=_d("id_field"), show_default=True)
 @option("--json", "as_json", is_flag=True, default=False, help="Print the full result as JSON.")
-@option(
-    "--km",
-    type=click.FloatRange(min=0, min_open=True),
-    default=ACC_KM,
-    show_default=True,
-    help="End to end (GOLD with points): an output place this close to the gold point is right.",
-)
-@option(
-    "--report",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also write an offline HTML report here: charts per event and type, the worst posts marked "
-    "(with GOLD points: a map of found, wrong and missed places).",
-)
+@km_option
+@report_option("GOLD points")
 def evaluate_cmd(
     output: str, gold: tuple[str, ...], id_field: str, as_json: bool, km: float, report: str | None
 ) -> None:
