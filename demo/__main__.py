@@ -40,7 +40,8 @@ def _say(msg: str) -> None:
 
 
 def demo_settings(registry: Path, steps: int) -> TrainSettings:
-    """The demo model's recipe: ``steps`` steps of the production encoder (e5) on :data:`DEMO_TRAIN`."""
+    """The demo model's recipe: ``steps`` steps of the production recipe (e5, Arabic posts repeated twice) on
+    :data:`DEMO_TRAIN`."""
     from trainer.model import resolve_encoder
     from trainer.settings import TrainSettings
 
@@ -48,6 +49,7 @@ def demo_settings(registry: Path, steps: int) -> TrainSettings:
         {
             "train": list(DEMO_TRAIN),
             "encoder": resolve_encoder("e5"),
+            "oversample": ["arabic=2"],
             "eval_fraction": 0.05,
             "max_steps": steps,
             "eval_steps": steps,

@@ -36,6 +36,7 @@ def test_an_arabic_share_of_0_replays_english_only(idrisi_dir: Path) -> None:
 def test_the_demo_model_trains_on_english_and_arabic_posts(idrisi_dir: Path, tmp_path: Path) -> None:
     s = demo_settings(tmp_path / "registry", 10)
     assert s.max_steps == 10 and s.name == "lmr-location-demo"
+    assert s.oversample == ["arabic=2"]  # the production recipe's Arabic share
     firsts = [f.read_text(encoding="utf-8").splitlines()[0] for f in expand_paths(s.train)]
     assert {script_of(json.loads(line)["text"]) for line in firsts} == {"latin", "arabic"}
 
