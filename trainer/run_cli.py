@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -23,22 +24,9 @@ def _d(name: str) -> Any:
     raise KeyError(name)
 
 
-def recipe_options(f: Any) -> Any:
-    """Options of the recognition recipe (held-out events, types, augmentation, fused head)."""
-    opts = [
-        option(
-            "--heldout-events",
-            multiple=True,
-            help="Hold this event out of training AND selection; score it at the end. Repeat once "
-            "per event; 'standard' = the documented split, see docs/recognition.md.",
-        ),
-        option(
-            "--types",
-            type=click.Choice(["none", "coarse"]),
-            default=_d("types"),
-            show_default=True,
-            help=f"coarse: label each mention {'/'.join(PLACE_TYPES)}.",
-        ),
+def _augmentation_options() -> list[Callable[[Any], Any]]:
+    """Options that change the training posts themselves: name swap, case noise, oversampling."""
+    return [
         option(
             "--name-swap",
             type=float,
@@ -60,6 +48,45 @@ def recipe_options(f: Any) -> Any:
             help="Repeat each training post written in SCRIPT (arabic, latin) TIMES times per epoch, e.g. "
             "arabic=2 (repeatable; selection and held-out posts untouched).",
         ),
+    ]
+
+
+def _self_training_options() -> list[Callable[[Any], Any]]:
+    """Options of self-training: unlabeled posts, the teacher that labels them, its threshold."""
+    return [
+        option(
+            "--unlabeled",
+            multiple=True,
+            help="Self-training: unlabeled posts (files, globs, idrisi:lmr/test_unlabeled) that --teacher labels "
+            "and that join the training posts (repeatable).",
+        ),
+        option("--teacher", default=None, help="Self-training: the model that labels --unlabeled (REGISTRY/NAME...)."),
+        option(
+            "--pseudo-threshold",
+            type=float,
+            default=None,
+            help="Self-training: the teacher's score threshold (default: the teacher's own).",
+        ),
+    ]
+
+
+def recipe_options(f: Any) -> Any:
+    """Options of the recognition recipe (held-out events, types, augmentation, fused head)."""
+    opts = [
+        option(
+            "--heldout-events",
+            multiple=True,
+            help="Hold this event out of training AND selection; score it at the end. Repeat once "
+            "per event; 'standard' = the documented split, see docs/recognition.md.",
+        ),
+        option(
+            "--types",
+            type=click.Choice(["none", "coarse"]),
+            default=_d("types"),
+            show_default=True,
+            help=f"coarse: label each mention {'/'.join(PLACE_TYPES)}.",
+        ),
+        *_augmentation_options(),
         option(
             "--fused-head/--no-fused-head",
             default=_d("fused_head"),
@@ -87,19 +114,7 @@ def recipe_options(f: Any) -> Any:
             help="Keep the encoder's word embeddings as pre-trained (auto: with --encoder, for vocabularies of "
             "100,000+ tokens, such as e5's multilingual one).",
         ),
-        option(
-            "--unlabeled",
-            multiple=True,
-            help="Self-training: unlabeled posts (files, globs, idrisi:lmr/test_unlabeled) that --teacher labels "
-            "and that join the training posts (repeatable).",
-        ),
-        option("--teacher", default=None, help="Self-training: the model that labels --unlabeled (REGISTRY/NAME...)."),
-        option(
-            "--pseudo-threshold",
-            type=float,
-            default=None,
-            help="Self-training: the teacher's score threshold (default: the teacher's own).",
-        ),
+        *_self_training_options(),
     ]
     for opt in reversed(opts):
         f = opt(f)
