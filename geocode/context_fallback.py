@@ -85,7 +85,7 @@ def drop_stray_partials(
         and ch.candidates[ch.best].kind in LEVEL
     ]
     solid.extend(c for place in named for c in place.candidates)
-    heard = prior is not None and bool(prior.top(stream))
+    heard = prior if prior is not None and prior.top(stream) else None  # the stream prior, once it has heard anything
     out: list[Result] = []
     for r, ch, t in zip(results, choices, types, strict=True):
         if isinstance(r, Resolution) and ch.best is not None:
@@ -94,7 +94,7 @@ def drop_stray_partials(
             if solid:
                 far = not any(_near(c, o, near_km) for o in solid)
             else:
-                far = heard and prior is not None and prior.affinity(stream, c) == 0.0
+                far = heard is not None and heard.affinity(stream, c) == 0.0
             if stray and far:
                 out.append(Unresolved(r.text, r.start, r.end, "no_candidate", "only a partial name match"))
                 continue
