@@ -130,13 +130,10 @@ def inherit(
             if lv > best_level:
                 best, best_level = r, lv
     feature = "context"
-    focus = prior.focus(stream) if prior is not None and best is None else None
-    if focus is not None:
+    if best is None and prior is not None and (focus := prior.focus(stream)) is not None:
         best, feature = resolution(focus.name, (0, 0), focus, 1.0, backend), "stream"
-    for place in named if best is None else ():
-        c = max(place.candidates, key=lambda x: x.match + x.importance)
-        if LEVEL.get(c.kind, 0) > best_level:
-            best, best_level = resolution(c.name, place.span, c, 1.0, backend), LEVEL[c.kind]
+    if best is None:
+        best = _named_place(named, backend)
     if best is None:
         return results
     out: list[Result] = []
@@ -156,3 +153,14 @@ def inherit(
         else:
             out.append(r)
     return out
+
+
+def _named_place(named: Sequence[ContextPlace], backend: str) -> Resolution | None:
+    """The most specific country or division the post names outside its mentions (the first of its level)."""
+    best: Resolution | None = None
+    best_level = 0
+    for place in named:
+        c = max(place.candidates, key=lambda x: x.match + x.importance)
+        if LEVEL.get(c.kind, 0) > best_level:
+            best, best_level = resolution(c.name, place.span, c, 1.0, backend), LEVEL[c.kind]
+    return best

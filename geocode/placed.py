@@ -29,12 +29,16 @@ def extraction_threshold(threshold: float, placed_threshold: float | None) -> fl
     return threshold if placed_threshold is None else min(threshold, placed_threshold)
 
 
+def _number(x: object) -> TypeGuard[int | float]:
+    """A JSON number (a bool is not one)."""
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 def is_placed(geo: object) -> TypeGuard[Mapping[str, Any]]:
     """Whether a location's ``geo`` (any JSON) puts it on a map: a mapping with a numeric point, not unresolved."""
     if not isinstance(geo, Mapping) or geo.get("resolved") is False:
         return False
-    lat, lon = geo.get("lat"), geo.get("lon")
-    return all(isinstance(x, int | float) and not isinstance(x, bool) for x in (lat, lon))
+    return _number(geo.get("lat")) and _number(geo.get("lon"))
 
 
 def placed_well(geo: Mapping[str, Any] | None, min_score: float = PLACED_GEO_SCORE) -> bool:
@@ -42,7 +46,7 @@ def placed_well(geo: Mapping[str, Any] | None, min_score: float = PLACED_GEO_SCO
     if not is_placed(geo):
         return False
     score = geo.get("score")
-    return isinstance(score, int | float) and not isinstance(score, bool) and score >= min_score
+    return _number(score) and score >= min_score
 
 
 def keep(
