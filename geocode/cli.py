@@ -13,6 +13,7 @@ from geocode import help_sections as hs
 from geocode.evaluate import ORDERS, load_region_map
 from geocode.evaluate import evaluate as run_evaluation
 from geocode.gazetteer import build_index, default_index_path
+from geocode.memory import MIN_SUPPORT
 from geocode.resolver import FALLBACKS, Resolver, build_resolver
 from geocode.results import GeoContext, Resolution
 from lmr.clihelp import SectionedCommand
@@ -97,6 +98,12 @@ def _backend_options(f: Any) -> Any:
             show_default=True,
             help="Stream prior: recent confident places break ties between namesakes (see docs/geocode.md).",
         ),
+        option(
+            "--memory",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="Place memory (`lmr-geocode learn`): names annotators placed are answered with their place.",
+        ),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -118,6 +125,7 @@ def _resolver(p: dict[str, Any]) -> Resolver:
         offline_fallback=p["offline_fallback"],
         rate_limit_file=p["geocoder_rate_file"],
         prior=p["prior"],
+        memory=p["memory"],
     )
 
 
@@ -330,12 +338,47 @@ def evaluate(
 def _write_result(path: str, metrics: dict[str, Any], data: tuple[str, ...]) -> None:
     from lmr.results import write_result
 
-    row = {"name": f"{metrics['backend']}, prior {'on' if metrics['settings'].get('prior') else 'off'}"}
+    settings = metrics["settings"]
+    name = f"{metrics['backend']}, prior {'on' if settings.get('prior') else 'off'}"
+    row = {"name": name + (f", memory {Path(settings['memory']).name}" if settings.get("memory") else "")}
     row |= {"acc161": metrics["acc_161"], "coverage": metrics["coverage"], "median_km": metrics["median_km"]}
     if "city" in metrics.get("mrr", {}):
         row["mrr1_city"] = metrics["mrr"]["city"]["mrr@1"]
     write_result(path, area="geocoding", title=f"{' '.join(data)}: {row['name']}", rows=[row])
     click.echo(f"result: {path}", err=True)
+
+
+@main.command("learn", cls=SectionedCommand, sections=hs.LEARN_SECTIONS)
+@click.argument("data", nargs=-1, required=True)
+@option("--out", type=click.Path(dir_okay=False), required=True, help="The place memory file to write (JSON).")
+@option(
+    "--min-support",
+    type=click.IntRange(min=1),
+    default=MIN_SUPPORT,
+    show_default=True,
+    help="Annotations that must agree (within 161 km, and a majority) for a name to be kept.",
+)
+def learn_cmd(data: tuple[str, ...], out: str, min_support: int) -> None:
+    """Learn a place memory from annotated posts: each name placed where most of its annotations agree.
+
+    DATA are JSONL files whose location_mentions carry a Nominatim osm_json (IDRISI-D lmd/ files, or
+    your own annotations in that shape). Pass the file to --memory (lmr-geocode) or --geocoder-memory
+    (lmr-worker, lmr-trainer evaluate).
+
+    \b
+    Examples:
+      lmr-geocode learn idrisi:lmd/train idrisi:ar/lmd/train --out places.json
+      lmr-geocode evaluate idrisi:ar/lmd/dev --order arrival --prior --memory places.json
+    """
+    from geocode.memory import learn_files
+
+    try:
+        memory = learn_files(expand_paths(data), min_support=min_support)
+        memory.save(out)
+    except LmrError as exc:
+        fail(exc)
+        return
+    click.echo(f"place memory: {out} ({len(memory)} names from {len(memory.sources)} files)")
 
 
 @main.command("build-index")

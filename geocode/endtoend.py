@@ -335,11 +335,12 @@ def score_model_predictions(
     threshold: float | None = None,
     by_event: bool = True,
     prior: bool = True,
+    memory: str | Path | None = None,
 ) -> tuple[dict[str, Any], list[PostScore]]:
     """Resolve a model's predictions on ``gold`` with ``backend`` (stream prior on, as ``lmr-worker run`` has it)
     and score them end to end. ``predicted``: each gold post (an :class:`~lmr.readers.Example` read from the same
     files, in order) with its predicted mentions; with ``threshold``, those below it count only when placed
-    (:func:`resolve_outputs`)."""
+    (:func:`resolve_outputs`); ``memory``: a place memory file (:mod:`geocode.memory`)."""
     from geocode.resolver import build_resolver
 
     posts = read_gold(gold)
@@ -350,7 +351,7 @@ def score_model_predictions(
         )
     if [p.id for p in posts] != [ex.id for ex, _ in predicted]:
         raise DataError("The predictions do not follow the gold posts.", "read both from the same files.")
-    resolver = build_resolver(backend, prior=prior)
+    resolver = build_resolver(backend, prior=prior, memory=memory)
     spans = [ms for _, ms in predicted]
     outputs = resolve_outputs(resolver, posts, spans, threshold=threshold, by_event=by_event)
     return score_outputs(posts, outputs, km)

@@ -27,6 +27,8 @@ from geocode.deadline import GeocoderDeadline, passed, within
 from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_post
 from geocode.gazetteer import Gazetteer, open_gazetteer
 from geocode.guard import DeadlineTimeout, Guard, GuardConfig
+from geocode.memory import BACKEND as MEMORY_BACKEND
+from geocode.memory import PlaceMemory
 from geocode.ratelimit import SharedRateLimit, check_public_nominatim
 from geocode.results import (
     Candidate,
@@ -87,7 +89,8 @@ class Resolver:
 
     ``fallback`` (e.g. the offline gazetteer behind a remote service) answers when the source fails;
     ``prior`` (a :class:`~geocode.stream_prior.StreamPrior`) learns where a stream's places are and breaks
-    ties between namesakes for the next posts of the same ``stream`` key.
+    ties between namesakes for the next posts of the same ``stream`` key; ``memory`` (a
+    :class:`~geocode.memory.PlaceMemory`) answers the names annotators have placed before the source is asked.
     """
 
     def __init__(
@@ -100,8 +103,10 @@ class Resolver:
         context_gazetteer: Gazetteer | None = None,
         fallback: CandidateSource | None = None,
         prior: StreamPrior | None = None,
+        memory: PlaceMemory | None = None,
     ) -> None:
         self.source = source
+        self.memory = memory
         self.fallback = fallback
         self.prior = prior
         self.cache = cache or GeoCache()
@@ -114,6 +119,7 @@ class Resolver:
         self.mentions = 0
         self.resolved = 0
         self.fallbacks = 0
+        self.remembered = 0
         self.unresolved: dict[str, int] = {}
 
     @property
@@ -230,6 +236,11 @@ class Resolver:
         backends: list[str] = []
         errors: dict[int, Unresolved] = {}
         for i, text in enumerate(texts):
+            place = self.memory.lookup(text) if self.memory is not None else None
+            if place is not None:
+                cands.append([place])
+                backends.append(MEMORY_BACKEND)
+                continue
             found, backend, error = self._candidates_or_fallback(text, ctx, deadline)
             cands.append(found)
             backends.append(backend)
@@ -287,6 +298,7 @@ class Resolver:
             for r in results:
                 if isinstance(r, Resolution):
                     self.resolved += 1
+                    self.remembered += r.backend == MEMORY_BACKEND
                 else:
                     self.unresolved[r.reason] = self.unresolved.get(r.reason, 0) + 1
 
@@ -301,6 +313,8 @@ class Resolver:
                 "unresolved": dict(self.unresolved),
                 "fallbacks": self.fallbacks,
             }
+            if self.memory is not None:
+                s.update(memory_places=len(self.memory), memory_answers=self.remembered)
         s.update(self.cache.stats())
         s.update(self.source.stats())
         if self.prior is not None:
@@ -338,6 +352,7 @@ def build_resolver(
     offline_fallback: bool = False,
     rate_limit_file: str | Path | None = None,
     prior: PriorConfig | bool = False,
+    memory: PlaceMemory | str | Path | None = None,
 ) -> Resolver:
     """A resolver for ``backend`` (``offline``, ``nominatim``, ``photon`` or any geopy service name).
 
@@ -346,19 +361,27 @@ def build_resolver(
     (a :class:`GeoContext` or ``"US,PR"`` / ``"south,west,north,east"``).
     ``offline_fallback`` answers from the offline gazetteer when a remote service fails;
     ``rate_limit_file`` shares the request rate with every process naming the same file;
-    ``prior`` turns on the stream prior (``True`` for the defaults, or a :class:`PriorConfig`).
+    ``prior`` turns on the stream prior (``True`` for the defaults, or a :class:`PriorConfig`);
+    ``memory`` is a :class:`PlaceMemory` or the path of a file ``lmr-geocode learn`` wrote.
     """
     name = backend.strip().lower()
     ctx = GeoContext.parse(region) if isinstance(region, str) else region
     cache = GeoCache(cache_path, max_bytes=cache_bytes, ttl=cache_ttl, negative_ttl=negative_ttl)
     ropts = ResolverOptions(min_confidence=min_confidence, fallback=fallback)
     stream_prior = StreamPrior(prior if isinstance(prior, PriorConfig) else None) if prior else None
+    remembered = PlaceMemory.load(memory) if isinstance(memory, (str, Path)) else memory
     if name == "offline":
         if url:
             raise ConfigError("The offline backend takes no URL.", "drop --geocoder-url or pick --backend nominatim.")
         gz = open_gazetteer(Path(gazetteer_path) if gazetteer_path else None)
         return Resolver(
-            OfflineGeocoder(gz), cache=cache, region=ctx, options=ropts, context_gazetteer=gz, prior=stream_prior
+            OfflineGeocoder(gz),
+            cache=cache,
+            region=ctx,
+            options=ropts,
+            context_gazetteer=gz,
+            prior=stream_prior,
+            memory=remembered,
         )
     geocoder = build_geocoder(name, url=url, user_agent=user_agent, timeout=timeout, options=options)
     if min_delay_seconds is None:
@@ -382,4 +405,5 @@ def build_resolver(
         context_gazetteer=local,
         fallback=OfflineGeocoder(local) if offline_fallback else None,
         prior=stream_prior,
+        memory=remembered,
     )

@@ -52,6 +52,12 @@ def main(log_level: str, log_format: str) -> None:
     default=None,
     help="Also resolve the predictions with this geocoder; score places end to end (DATA with points).",
 )
+@option(
+    "--geocoder-memory",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With --geocoder: a place memory (lmr-geocode learn), as lmr-worker run --geocoder-memory reads it.",
+)
 @km_option
 @option(
     "--placed-threshold",
@@ -73,6 +79,7 @@ def evaluate_cmd(
     runtime: str,
     device: str,
     geocoder: str | None,
+    geocoder_memory: str | None,
     km: float,
     placed_threshold: float,
     report: str | None,
@@ -110,7 +117,9 @@ def evaluate_cmd(
         if geocoder:
             from geocode.endtoend import score_model_predictions
 
-            e2e = score_model_predictions(geocoder, list(data), candidates, km=km, threshold=thr)
+            e2e = score_model_predictions(
+                geocoder, list(data), candidates, km=km, threshold=thr, memory=geocoder_memory
+            )
             res["end_to_end"] = e2e[0]
         if report:
             subtitle = f"model {ex.model_id} · runtime {ex.runtime} · threshold {res['threshold']}"

@@ -60,6 +60,6 @@ OPTION_HELP = {
 EVALUATE_SECTIONS = {
     "Scoring": ["threshold", "fine_types", "batch_size"],
     "Runtime": ["runtime", "device"],
-    "Places end to end": ["geocoder", "km", "placed_threshold"],
+    "Places end to end": ["geocoder", "geocoder_memory", "km", "placed_threshold"],
     "Output": ["as_json", "report", "result_path"],
 }

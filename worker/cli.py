@@ -181,6 +181,12 @@ def kafka_options(f: Any) -> Any:
     help="Share the remote geocoder's request rate with every worker on this host naming this file.",
 )
 @option(
+    "--geocoder-memory",
+    default=_d("geocoder_memory"),
+    type=click.Path(exists=True, dir_okay=False),
+    help="Place memory (lmr-geocode learn): names annotators placed are answered with their place.",
+)
+@option(
     "--text-field",
     default=_d("text_field"),
     show_default=True,

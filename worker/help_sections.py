@@ -39,6 +39,7 @@ RUN_SECTIONS = {
         "placed_threshold",
         "geocoder_offline_fallback",
         "geocoder_rate_file",
+        "geocoder_memory",
     ],
     "Input posts": ["text_field", "id_field", "max_text_bytes", "chunk_words", "chunk_overlap", "max_chunks"],
     "Batching": ["batch_size", "max_wait_ms", "inference_batch_size", "text_cache_bytes"],

@@ -141,6 +141,7 @@ def build_geo_stage(
     prior: bool = True,
     offline_fallback: bool = False,
     rate_limit_file: str | None = None,
+    memory: str | None = None,
 ) -> GeoStage:
     """``NoGeocoder`` when ``backend`` is None, else a resolver from ``geocode`` (with the stream prior)."""
     if not backend:
@@ -162,6 +163,7 @@ def build_geo_stage(
             prior=prior,
             offline_fallback=offline_fallback,
             rate_limit_file=rate_limit_file,
+            memory=memory,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(

@@ -208,6 +208,7 @@ class WorkerSettings:
     geocoder_prior: bool = True  # stream prior: recent confident places break ties between namesakes
     geocoder_offline_fallback: bool = False  # answer from the offline gazetteer when a remote service fails
     geocoder_rate_file: str | None = None  # share the remote request rate between processes on one host
+    geocoder_memory: str | None = None  # place memory file (lmr-geocode learn): names annotators placed
     placed_threshold: float = PLACED_THRESHOLD  # with a geocoder: spans from here to the threshold emitted if placed
     text_field: str = "text"
     id_field: str = DEFAULT_ID_FIELD

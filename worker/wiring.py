@@ -94,6 +94,7 @@ def _pipeline(s: WorkerSettings, metrics: Metrics, overrides: Overrides) -> Pipe
         prior=s.geocoder_prior,
         offline_fallback=s.geocoder_offline_fallback,
         rate_limit_file=s.geocoder_rate_file,
+        memory=s.geocoder_memory,
     )
     return Pipeline(
         models,
