@@ -100,7 +100,7 @@ def _backend_options(f: Any) -> Any:
         ),
         option(
             "--memory",
-            type=click.Path(exists=True, dir_okay=False),
+            type=click.Path(dir_okay=False),
             default=None,
             help="Place memory (`lmr-geocode learn`): names annotators placed are answered with their place.",
         ),

@@ -54,7 +54,7 @@ def main(log_level: str, log_format: str) -> None:
 )
 @option(
     "--geocoder-memory",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(dir_okay=False),
     default=None,
     help="With --geocoder: a place memory (lmr-geocode learn), as lmr-worker run --geocoder-memory reads it.",
 )

@@ -183,7 +183,7 @@ def kafka_options(f: Any) -> Any:
 @option(
     "--geocoder-memory",
     default=_d("geocoder_memory"),
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(dir_okay=False),
     help="Place memory (lmr-geocode learn): names annotators placed are answered with their place.",
 )
 @option(
