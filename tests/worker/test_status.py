@@ -92,6 +92,17 @@ def test_the_stream_prior_is_exported() -> None:
     assert 'lmr_worker_geocode_prior{what="entries"} 17.0' in text
     assert 'lmr_worker_geocode_prior{what="observations"} 40.0' in text
     assert "lmr_worker_geocode_cache_hits 3.0" in text
+    assert "lmr_worker_geocode_memory{" not in text, "no memory, no series"
+
+
+def test_the_place_memory_is_exported() -> None:
+    from worker.metrics import Metrics
+
+    m = Metrics()
+    m.set_geocode({"memory_places": 509, "memory_answers": 12})
+    text = m.render().decode()
+    assert 'lmr_worker_geocode_memory{what="places"} 509.0' in text
+    assert 'lmr_worker_geocode_memory{what="answers"} 12.0' in text
 
 
 _any_value = st.one_of(
