@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from geocode.backends import candidate_from_nominatim
 from geocode.geo import ACC_KM, haversine_km
@@ -33,6 +33,14 @@ from lmr.readers import mention_offsets
 FORMAT = "lmr-place-memory/1"
 MIN_SUPPORT = 2  # agreeing annotations a name needs (chosen on train files only, docs/geocode.md)
 BACKEND = "memory"
+
+
+class Memory(Protocol):
+    """What a resolver asks of a memory (:class:`PlaceMemory`, or a file re-read when it changes)."""
+
+    def lookup(self, text: str) -> Candidate | None: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True)

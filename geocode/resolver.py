@@ -28,7 +28,8 @@ from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_pos
 from geocode.gazetteer import Gazetteer, open_gazetteer
 from geocode.guard import DeadlineTimeout, Guard, GuardConfig
 from geocode.memory import BACKEND as MEMORY_BACKEND
-from geocode.memory import PlaceMemory
+from geocode.memory import Memory, PlaceMemory
+from geocode.memory_watch import WatchedMemory
 from geocode.ratelimit import SharedRateLimit, check_public_nominatim
 from geocode.results import (
     Candidate,
@@ -90,7 +91,7 @@ class Resolver:
     ``fallback`` (e.g. the offline gazetteer behind a remote service) answers when the source fails;
     ``prior`` (a :class:`~geocode.stream_prior.StreamPrior`) learns where a stream's places are and breaks
     ties between namesakes for the next posts of the same ``stream`` key; ``memory`` (a
-    :class:`~geocode.memory.PlaceMemory`) answers the names annotators have placed before the source is asked.
+    :class:`~geocode.memory.Memory`) answers the names annotators have placed before the source is asked.
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class Resolver:
         context_gazetteer: Gazetteer | None = None,
         fallback: CandidateSource | None = None,
         prior: StreamPrior | None = None,
-        memory: PlaceMemory | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.source = source
         self.memory = memory
@@ -362,14 +363,15 @@ def build_resolver(
     ``offline_fallback`` answers from the offline gazetteer when a remote service fails;
     ``rate_limit_file`` shares the request rate with every process naming the same file;
     ``prior`` turns on the stream prior (``True`` for the defaults, or a :class:`PriorConfig`);
-    ``memory`` is a :class:`PlaceMemory` or the path of a file ``lmr-geocode learn`` wrote.
+    ``memory`` is a :class:`PlaceMemory` or the path of a file ``lmr-geocode learn`` wrote (re-read when it
+    changes: :class:`~geocode.memory_watch.WatchedMemory`).
     """
     name = backend.strip().lower()
     ctx = GeoContext.parse(region) if isinstance(region, str) else region
     cache = GeoCache(cache_path, max_bytes=cache_bytes, ttl=cache_ttl, negative_ttl=negative_ttl)
     ropts = ResolverOptions(min_confidence=min_confidence, fallback=fallback)
     stream_prior = StreamPrior(prior if isinstance(prior, PriorConfig) else None) if prior else None
-    remembered = PlaceMemory.load(memory) if isinstance(memory, (str, Path)) else memory
+    remembered = WatchedMemory(memory) if isinstance(memory, (str, Path)) else memory
     if name == "offline":
         if url:
             raise ConfigError("The offline backend takes no URL.", "drop --geocoder-url or pick --backend nominatim.")
