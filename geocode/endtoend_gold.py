@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from geocode.backends import candidate_from_nominatim
+from geocode.geo import on_earth
 from lmr.posts import post_id
 from lmr.readers import Example, expand_paths, is_json_file, json_records, mention_offsets, read_file
 
@@ -69,10 +70,10 @@ def mention_point(m: Any) -> tuple[float, float, str, str | None] | None:
     osm = m.get("osm_json")
     if isinstance(osm, dict):
         cand = candidate_from_nominatim(osm)
-        if cand is not None and -90 <= cand.lat <= 90 and -180 <= cand.lon <= 180:
+        if cand is not None and on_earth(cand.lat, cand.lon):
             return cand.lat, cand.lon, cand.kind, cand.country_code
     lat, lon = _float(m.get("lat")), _float(m.get("lon"))
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    if lat is None or lon is None or not on_earth(lat, lon):
         return None
     cc = m.get("country_code")
     return lat, lon, str(m.get("kind") or ""), cc.upper() if isinstance(cc, str) and cc else None

@@ -14,3 +14,8 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return EARTH_RADIUS_KM * 2 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def on_earth(lat: float, lon: float) -> bool:
+    """Whether ``(lat, lon)`` is a point on the Earth (NaN and infinities are not)."""
+    return -90 <= lat <= 90 and -180 <= lon <= 180

@@ -17,6 +17,7 @@ reads one. How ``min_support`` was chosen: docs/geocode.md.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from geocode.backends import candidate_from_nominatim
-from geocode.geo import ACC_KM, haversine_km
+from geocode.geo import ACC_KM, haversine_km, on_earth
 from geocode.results import Candidate
 from lmr.errors import ConfigError, DataError
 from lmr.names import norm
-from lmr.readers import mention_offsets
+from lmr.readers import json_records, mention_span
 
 FORMAT = "lmr-place-memory/1"
 MIN_SUPPORT = 2  # agreeing annotations a name needs (chosen on train files only, docs/geocode.md)
@@ -57,7 +58,42 @@ class Remembered:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Remembered:
-        return cls(str(d["text"]), Candidate.from_dict(d["place"]), int(d["support"]), int(d["seen"]))
+        """An entry of a memory file; ``ValueError``/``TypeError``/``KeyError`` naming what is wrong."""
+        text, support, seen = d["text"], _count(d["support"]), _count(d["seen"])
+        if not isinstance(text, str):
+            raise TypeError(f"text {text!r} is not a string")
+        return cls(text, _checked(Candidate.from_dict(d["place"])), support, seen)
+
+
+def _count(x: Any) -> int:
+    if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+        raise ValueError(f"{x!r} is not a count")
+    return x
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _problem(c: Candidate) -> str | None:
+    """What makes ``c`` no place a resolver can answer with (a field of the wrong type, a point off the Earth)."""
+    texts = (c.name, c.kind, c.feature_type, c.display_name)
+    codes = (c.country_code, c.admin1, c.admin2)
+    numbers = (c.lat, c.lon, c.population, c.importance, c.match, *(c.bbox or ()))
+    if not all(isinstance(t, str) for t in texts) or not all(t is None or isinstance(t, str) for t in codes):
+        return f"the place of {c.name!r} has a name or code that is not a string"
+    if not all(_number(x) for x in numbers) or (c.bbox is not None and len(c.bbox) != 4):
+        return f"the place of {c.name!r} has a number that is not a finite number"
+    if not on_earth(c.lat, c.lon):
+        return f"the place of {c.name!r} is not on the Earth ({c.lat}, {c.lon})"
+    return None
+
+
+def _checked(c: Candidate) -> Candidate:
+    problem = _problem(c)
+    if problem is not None:
+        raise ValueError(problem)
+    return c
 
 
 class PlaceMemory:
@@ -68,7 +104,7 @@ class PlaceMemory:
             raise ConfigError(f"min_support={min_support} keeps names no annotation agrees on.", "pass 1 or more.")
         self.min_support = min_support
         self.sources = tuple(sources)
-        self._places = {norm(r.text): r for r in places if _kept(r, min_support)}
+        self._places = {norm(r.text): r for r in places if norm(r.text) and _kept(r, min_support)}
 
     def __len__(self) -> int:
         return len(self._places)
@@ -105,7 +141,12 @@ class PlaceMemory:
             raise ConfigError(f'{p} is not a place memory (no "format": "{FORMAT}").', fix)
         try:
             places = [Remembered.from_dict(d) for d in doc["places"]]
-            return cls(places, min_support=int(doc["min_support"]), sources=doc.get("sources") or ())
+            min_support, sources = _count(doc["min_support"]), doc.get("sources") or []
+            if min_support < 1:
+                raise ValueError(f"min_support {min_support} keeps names no annotation agrees on")
+            if not isinstance(sources, list) or not all(isinstance(x, str) for x in sources):
+                raise TypeError(f"sources {sources!r} is not a list of file names")
+            return cls(places, min_support=min_support, sources=sources)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"The place memory {p} has a bad entry ({exc!r}).", fix) from exc
 
@@ -115,30 +156,31 @@ def _kept(r: Remembered, min_support: int) -> bool:
 
 
 def placed_mentions(path: str | Path) -> Iterator[tuple[str, Candidate]]:
-    """``(mention text, annotated place)`` of every placed mention of one annotated JSONL file."""
+    """``(mention text, annotated place)`` of every mention of one annotated JSONL file placed on the Earth."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p} does not exist.", "pass annotated files such as idrisi:lmd/train.")
-    with p.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                mentions = row.get("location_mentions") or []
-                for m in mentions:
-                    osm = m.get("osm_json")
-                    place = candidate_from_nominatim(osm) if isinstance(osm, dict) else None
-                    if place is None:
-                        continue
-                    start, end = mention_offsets(m)
-                    text = str(row["text"])[start:end] or str(m["text"])
-                    yield text, place
-            except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(
-                    f"{p}:{n} is not an annotated post ({exc!r}).",
-                    "pass IDRISI-D lmd/ files: location_mentions whose osm_json holds a Nominatim result.",
-                ) from exc
+    for n, row in json_records(p):
+        try:
+            yield from _placed(row)
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise DataError(
+                f"{p}:{n} is not an annotated post ({exc!r}).",
+                "pass IDRISI-D lmd/ files: location_mentions whose osm_json holds a Nominatim result.",
+            ) from exc
+
+
+def _placed(row: Any) -> Iterator[tuple[str, Candidate]]:
+    text = row["text"]
+    if not isinstance(text, str):
+        raise TypeError("'text' is not a string")
+    for m in row.get("location_mentions") or []:
+        osm = m.get("osm_json")
+        place = candidate_from_nominatim(osm) if isinstance(osm, dict) else None
+        if place is None or _problem(place) is not None:
+            continue  # no point, or one no resolver can answer with
+        start, end = mention_span(text, m)
+        yield text[start:end] or str(m["text"]), place
 
 
 def learn(

@@ -134,9 +134,16 @@ def mention_offsets(mention: Any) -> tuple[int, int]:
             if start_key in mention and end_key in mention:
                 try:
                     return int(mention[start_key]), int(mention[end_key])
-                except (TypeError, ValueError) as exc:
+                except (TypeError, ValueError, OverflowError) as exc:
                     raise ValueError(f"{start_key}/{end_key} are not integers") from exc
     raise ValueError("no start_offset/end_offset (or startIdx/endIdx)")
+
+
+def mention_span(text: str, mention: Any) -> tuple[int, int]:
+    """A mention's offsets in ``text`` as code points: :func:`mention_offsets`, repaired where the source counted
+    UTF-16 units (the mention's ``text`` is found one character off after an astral emoji)."""
+    s, e = mention_offsets(mention)
+    return _repair_offsets(text, s, e, mention.get("text"))
 
 
 def _from_idrisi(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -> Example:
@@ -146,13 +153,12 @@ def _from_idrisi(obj: dict[str, Any], path: Path, line: int, fine_types: bool) -
     spans = []
     for m in obj.get("location_mentions") or []:
         try:
-            s, e = mention_offsets(m)
+            s, e = mention_span(text, m)
         except ValueError as exc:
             raise DataError(
                 f"{path}:{line}: a mention lacks integer offsets ({exc}).",
                 "give each mention start_offset/end_offset (or startIdx/endIdx).",
             ) from exc
-        s, e = _repair_offsets(text, s, e, m.get("text"))
         if not 0 <= s < e <= len(text):
             raise DataError(
                 f"{path}:{line}: mention offsets [{s}:{e}] fall outside the text.", "fix the mention offsets."
