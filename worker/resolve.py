@@ -165,6 +165,8 @@ def build_geo_stage(
             rate_limit_file=rate_limit_file,
             memory=memory,
         )
+    except ConfigError:
+        raise  # it names the setting and its fix already
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"Geocoder {backend!r} cannot be built: {exc}.", "check --geocoder and its --geocoder-* options."
