@@ -28,7 +28,7 @@ from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
 from geocode.results import GeoContext, Resolution, Unresolved
 from lmr.errors import DataError
-from lmr.readers import event_of, mention_offsets
+from lmr.readers import event_of, json_records, mention_offsets
 
 Order = Literal["file", "arrival"]
 ORDERS: tuple[str, ...] = ("file", "arrival")
@@ -90,25 +90,22 @@ def read_idrisi(path: str | Path) -> Iterator[GoldPost]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p} does not exist.", "pass IDRISI-D files such as idrisi:lmd/dev (lmd/<event>/dev.jsonl).")
-    with p.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                gold = []
-                for m in row.get("location_mentions") or []:
-                    osm = m.get("osm_json") or {}
-                    if "lat" not in osm:
-                        raise KeyError("osm_json.lat")
-                    start, end = mention_offsets(m)
-                    gold.append(GoldMention(m["text"], start, end, m["type"], float(osm["lat"]), float(osm["lon"])))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(
-                    f"{p}:{n} is not an IDRISI-D record ({exc}).",
-                    "pass files from IDRISI-D's lmd/ folder (they carry osm_json), not the lmr/ folder.",
-                ) from exc
-            yield GoldPost(event_of(p), row["text"], tuple(gold), _timestamp(row.get("created_at")))
+    for n, row in json_records(p):
+        try:
+            gold = []
+            for m in row.get("location_mentions") or []:
+                osm = m.get("osm_json") or {}
+                if "lat" not in osm:
+                    raise KeyError("osm_json.lat")
+                start, end = mention_offsets(m)
+                gold.append(GoldMention(m["text"], start, end, m["type"], float(osm["lat"]), float(osm["lon"])))
+            text = str(row["text"])
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"{p}:{n} is not an IDRISI-D record ({exc!r}).",
+                "pass files from IDRISI-D's lmd/ folder (they carry osm_json), not the lmr/ folder.",
+            ) from exc
+        yield GoldPost(event_of(p), text, tuple(gold), _timestamp(row.get("created_at")))
 
 
 @dataclass
