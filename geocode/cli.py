@@ -361,9 +361,10 @@ def _write_result(path: str, metrics: dict[str, Any], data: tuple[str, ...]) -> 
 def learn_cmd(data: tuple[str, ...], out: str, min_support: int) -> None:
     """Learn a place memory from annotated posts: each name placed where most of its annotations agree.
 
-    DATA are JSONL files whose location_mentions carry a Nominatim osm_json (IDRISI-D lmd/ files, or
-    your own annotations in that shape). Pass the file to --memory (lmr-geocode) or --geocoder-memory
-    (lmr-worker, lmr-trainer evaluate).
+    DATA are JSONL files whose location_mentions carry a Nominatim osm_json (IDRISI-D lmd/ files) or
+    their own lat/lon (your annotations: {"text": ..., "location_mentions": [{"text": ...,
+    "start_offset": ..., "end_offset": ..., "lat": ..., "lon": ..., "kind": "poi"}]}). Pass the file
+    to --memory (lmr-geocode) or --geocoder-memory (lmr-worker, lmr-trainer evaluate).
 
     \b
     Examples:

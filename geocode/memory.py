@@ -4,9 +4,10 @@ A gazetteer knows official names; crisis posts use local ones (an institute call
 name, a neighbourhood's nickname, a country placed where OpenStreetMap puts its label), and the
 annotators of an event, or of past events, have already placed them. :func:`learn` reads annotated
 posts (IDRISI-D's ``lmd/`` files, or any JSONL whose ``location_mentions`` carry a Nominatim
-``osm_json``) and keeps, per name (its :func:`~lmr.names.norm` key), the place most of its
-annotations agree on: the annotated point with the most others within 161 km. A name is kept when
-at least ``min_support`` annotations agree and they are a majority of its annotations.
+``osm_json`` or their own ``lat``/``lon``, as end-to-end gold does: :mod:`geocode.endtoend_gold`)
+and keeps, per name (its :func:`~lmr.names.norm` key), the place most of its annotations agree on:
+the annotated point with the most others within 161 km. A name is kept when at least
+``min_support`` annotations agree and they are a majority of its annotations.
 
 A resolver given a memory answers a remembered name with that place as its only candidate
 (``backend``: ``memory``), so the stream prior and the post's context treat it as any other answer.
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from geocode.backends import candidate_from_nominatim
+from geocode.disambiguate import LEVEL
+from geocode.endtoend_gold import mention_point
 from geocode.geo import ACC_KM, haversine_km, on_earth
 from geocode.results import Candidate
 from lmr.errors import ConfigError, DataError
@@ -166,7 +169,7 @@ def placed_mentions(path: str | Path) -> Iterator[tuple[str, Candidate]]:
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise DataError(
                 f"{p}:{n} is not an annotated post ({exc!r}).",
-                "pass IDRISI-D lmd/ files: location_mentions whose osm_json holds a Nominatim result.",
+                "pass IDRISI-D lmd/ files, or posts whose location_mentions carry lat/lon (or a Nominatim osm_json).",
             ) from exc
 
 
@@ -175,12 +178,24 @@ def _placed(row: Any) -> Iterator[tuple[str, Candidate]]:
     if not isinstance(text, str):
         raise TypeError("'text' is not a string")
     for m in row.get("location_mentions") or []:
+        start, end = mention_span(text, m)
+        name = text[start:end] or str(m["text"])
         osm = m.get("osm_json")
-        place = candidate_from_nominatim(osm) if isinstance(osm, dict) else None
+        place = candidate_from_nominatim(osm) if isinstance(osm, dict) else _own_point(name, m)
         if place is None or _problem(place) is not None:
             continue  # no point, or one no resolver can answer with
-        start, end = mention_span(text, m)
-        yield text[start:end] or str(m["text"]), place
+        yield name, place
+
+
+def _own_point(name: str, m: dict[str, Any]) -> Candidate | None:
+    """A mention's own ``lat``/``lon`` (and optional ``kind``, ``country_code``, ``display_name``) as a place."""
+    point = mention_point(m)
+    if point is None:
+        return None
+    lat, lon, kind, cc = point
+    kind = kind if kind in LEVEL else "poi"
+    label = m.get("display_name")
+    return Candidate(name, lat, lon, kind, kind, cc, display_name=label if isinstance(label, str) else name)
 
 
 def learn(

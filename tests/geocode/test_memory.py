@@ -141,6 +141,27 @@ def test_a_mention_is_learned_under_the_name_its_post_gives_it(tmp_path: Path) -
     assert [t for t, _ in placed_mentions(f)] == ["Ecuador"]
 
 
+def test_an_analysts_own_points_are_learned_as_end_to_end_gold_takes_them(tmp_path: Path) -> None:
+    """Mentions with their own lat/lon (and optional kind, country_code, display_name): no Nominatim needed."""
+    text = "Water at Camp Zamzam and at the Field Hospital"
+
+    def own(word: str, **point: Any) -> dict[str, Any]:
+        s = text.index(word)
+        return {"text": word, "start_offset": s, "end_offset": s + len(word), **point}
+
+    pins = [
+        own("Camp Zamzam", lat=13.48, lon=25.30, kind="city", country_code="sd", display_name="Zamzam camp"),
+        own("Field Hospital", lat="13.6", lon="25.35", kind="hospital"),  # a kind lmr has no level for
+        own("Field Hospital", lat=None, lon=25.35),  # no point: skipped
+    ]
+    f = _write(tmp_path / "pins.jsonl", [{"text": text, "location_mentions": pins}] * 2)
+    memory = learn_files([f])
+    camp, hospital = memory.lookup("camp zamzam"), memory.lookup("Field Hospital")
+    assert camp is not None and (camp.kind, camp.country_code, camp.display_name) == ("city", "SD", "Zamzam camp")
+    assert hospital is not None and hospital.kind == "poi" and hospital.display_name == "Field Hospital"
+    assert _km(hospital, (13.6, 25.35)) < 1
+
+
 def test_files_without_placed_mentions_or_in_another_shape_are_data_errors(tmp_path: Path) -> None:
     unplaced = _write(tmp_path / "lmr" / "storm" / "train.jsonl", [_post("Rain in Paris", ("Paris", None))])
     with pytest.raises(DataError, match="no placed mention") as exc:
