@@ -379,7 +379,8 @@ def learn_cmd(data: tuple[str, ...], out: str, min_support: int) -> None:
     except LmrError as exc:
         fail(exc)
         return
-    click.echo(f"place memory: {out} ({len(memory)} names from {len(memory.sources)} files)")
+    names, files = len(memory), len(memory.sources)
+    click.echo(f"place memory: {out} ({names} name{'s' * (names != 1)} from {files} file{'s' * (files != 1)})")
 
 
 @main.command("build-index")

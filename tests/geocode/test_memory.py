@@ -458,11 +458,11 @@ def test_learn_writes_a_memory_that_evaluate_uses(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["learn", str(train), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert f"place memory: {out} (1 names from 1 files)" in res.output  # Texas, annotated once, is not kept
+    assert f"place memory: {out} (1 name from 1 file)" in res.output  # Texas, annotated once, is not kept
     memory = PlaceMemory.load(out)
     assert _km(memory.lookup("Paris"), PARIS_TX) < 5 and memory.lookup("Texas") is None
     res = runner.invoke(main, ["learn", str(train), "--out", str(tmp_path / "all.json"), "--min-support", "1"])
-    assert res.exit_code == 0 and "(2 names from 1 files)" in res.output
+    assert res.exit_code == 0 and "(2 names from 1 file)" in res.output
 
     scores = {}
     for name, extra in (("plain", []), ("memory", ["--memory", str(out)])):
