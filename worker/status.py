@@ -186,6 +186,7 @@ def status(registry: CollectorRegistry, recent: RecentPlaces) -> dict[str, Any]:
     s = _samples(registry)
     model = next((lb for lb, _ in s.get("lmr_worker_model_info", [])), {})
     hits, misses = _one(s, "lmr_worker_geocode_cache_hits"), _one(s, "lmr_worker_geocode_cache_misses")
+    memory = {lb["what"]: int(v) for lb, v in s.get("lmr_worker_geocode_memory", [])}
     version, places = recent.snapshot()
     cs = clusters(places)
     return {
@@ -205,6 +206,8 @@ def status(registry: CollectorRegistry, recent: RecentPlaces) -> dict[str, Any]:
             "cache_hits": int(hits),
             "cache_misses": int(misses),
             "cache_hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
+            "memory_places": memory.get("places"),  # None without --geocoder-memory
+            "memory_answers": memory.get("answers"),
         },
         "map": {
             "version": version,

@@ -80,6 +80,7 @@ def test_status_reads_the_registry() -> None:
     assert st_["dlq"] == {"not_json": 2}
     assert st_["lag"] == [{"topic": "posts", "partition": 1, "lag": 0}]
     assert st_["geocode"]["cache_hit_rate"] == 0.75
+    assert st_["geocode"]["memory_places"] is None, "no memory: the status page shows '-'"
 
 
 def test_the_stream_prior_is_exported() -> None:
@@ -103,6 +104,7 @@ def test_the_place_memory_is_exported() -> None:
     text = m.render().decode()
     assert 'lmr_worker_geocode_memory{what="places"} 509.0' in text
     assert 'lmr_worker_geocode_memory{what="answers"} 12.0' in text
+    assert (m.status()["geocode"]["memory_places"], m.status()["geocode"]["memory_answers"]) == (509, 12)
 
 
 _any_value = st.one_of(

@@ -45,16 +45,22 @@ def _get(url: str) -> Any:
         return json.loads(r.read())
 
 
-def test_status_page_draws_what_the_worker_knows(broker: EmbeddedBroker, tiny_model: Path) -> None:
+def test_status_page_draws_what_the_worker_knows(broker: EmbeddedBroker, tiny_model: Path, tmp_path: Path) -> None:
+    from geocode.memory import learn
+    from geocode.results import Candidate
     from lmr.model.extractor import load_extractor
 
+    memory = tmp_path / "places.json"
+    pins = [("Victoria", Candidate("Victoria", 28.8, -97.0, "city", "city", "US")),
+            ("Beaumont", Candidate("Beaumont", 30.08, -94.13, "city", "city", "US"))]  # fmt: skip
+    learn(pins * 2).save(memory)  # two agreeing annotations each: both kept
     tag = uuid.uuid4().hex[:8]
     inp, out, dlq, group = f"in-{tag}", f"out-{tag}", f"dlq-{tag}", f"g-{tag}"
     for name in (inp, out, dlq):
         broker.create_topic(name, 1)
     port = free_port()
     s = settings(broker.bootstrap, tiny_model, input_topic=inp, output_topic=out, dlq_topic=dlq, group_id=group,
-                 metrics_port=port, threshold=0.05, geocoder="offline")  # fmt: skip
+                 metrics_port=port, threshold=0.05, geocoder="offline", geocoder_memory=str(memory))  # fmt: skip
     extractor = load_extractor(str(tiny_model))
     w = WorkerThread(Worker(s, models=ModelManager(str(tiny_model), extractor=extractor))).start()
     values = [post(i, text) for i, text in enumerate(TEXTS)]
@@ -88,4 +94,6 @@ def test_status_page_draws_what_the_worker_knows(broker: EmbeddedBroker, tiny_mo
     rate = status["geocode"]["cache_hit_rate"]
     assert rate is not None and root.by_id("cache_hit_rate").text().startswith(f"{100 * rate:.1f}%")
     assert root.by_id("posts_per_second").text() not in ("", "-")
+    g = status["geocode"]
+    assert g["memory_places"] == 2 and root.by_id("memory").text() == f"{g['memory_answers']} / 2"
     assert "SASL" not in json.dumps(status) and "password" not in json.dumps(status).lower()
