@@ -132,6 +132,11 @@ def evaluate_cmd(
     if as_json:
         click.echo(json.dumps(res))
         return
+    _print_evaluation(res, e2e[0] if e2e is not None else None)
+
+
+def _print_evaluation(res: dict[str, Any], e2e: dict[str, Any] | None) -> None:
+    """``lmr-trainer evaluate``'s text output: spans, by type and event, then places end to end."""
     click.echo(
         f"model {res['model']}  threshold {res['threshold']}  posts {res['n_posts']}  "
         f"gold {res['n_gold']}  predicted {res['n_pred']}"
@@ -150,7 +155,7 @@ def evaluate_cmd(
     if e2e is not None:
         from geocode.endtoend import summary_lines
 
-        click.echo("\n".join(summary_lines(e2e[0])))
+        click.echo("\n".join(summary_lines(e2e)))
 
 
 def _write_evaluation_report(path: str, res: dict[str, Any], posts: Any, e2e: Any, subtitle: str) -> None:
