@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 EARTH_RADIUS_KM = 6371.0088
 ACC_KM = 161.0  # a resolved place within this distance of the gold point counts as right (acc@161, 100 miles)
+
+
+def is_number(x: object) -> TypeGuard[int | float]:
+    """A JSON number (a bool is not one; NaN and infinities are, see :func:`math.isfinite`)."""
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from geocode.backends import candidate_from_nominatim
 from geocode.disambiguate import LEVEL
 from geocode.endtoend_gold import mention_point
-from geocode.geo import ACC_KM, haversine_km, on_earth
+from geocode.geo import ACC_KM, haversine_km, is_number, on_earth
 from geocode.results import Candidate
 from lmr.errors import ConfigError, DataError
 from lmr.names import norm
@@ -74,10 +74,6 @@ def _count(x: Any) -> int:
     return x
 
 
-def _number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _problem(c: Candidate) -> str | None:
     """What makes ``c`` no place a resolver can answer with (a field of the wrong type, a point off the Earth)."""
     texts = (c.name, c.kind, c.feature_type, c.display_name)
@@ -85,7 +81,7 @@ def _problem(c: Candidate) -> str | None:
     numbers = (c.lat, c.lon, c.population, c.importance, c.match, *(c.bbox or ()))
     if not all(isinstance(t, str) for t in texts) or not all(t is None or isinstance(t, str) for t in codes):
         return f"the place of {c.name!r} has a name or code that is not a string"
-    if not all(_number(x) for x in numbers) or (c.bbox is not None and len(c.bbox) != 4):
+    if not all(is_number(x) and math.isfinite(x) for x in numbers) or (c.bbox is not None and len(c.bbox) != 4):
         return f"the place of {c.name!r} has a number that is not a finite number"
     if not on_earth(c.lat, c.lon):
         return f"the place of {c.name!r} is not on the Earth ({c.lat}, {c.lon})"

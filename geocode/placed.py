@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
+from geocode.geo import is_number
+
 #: The default lowest score of a span the geocoder may rescue, and the resolution score the rescue needs. Both
 #: were chosen on in-domain posts of the held-out model, never on held-out events (docs/end-to-end.md): without
 #: the resolution score the recall gained and the precision lost nearly cancel.
@@ -29,16 +31,11 @@ def extraction_threshold(threshold: float, placed_threshold: float | None) -> fl
     return threshold if placed_threshold is None else min(threshold, placed_threshold)
 
 
-def _number(x: object) -> TypeGuard[int | float]:
-    """A JSON number (a bool is not one)."""
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
 def is_placed(geo: object) -> TypeGuard[Mapping[str, Any]]:
     """Whether a location's ``geo`` (any JSON) puts it on a map: a mapping with a numeric point, not unresolved."""
     if not isinstance(geo, Mapping) or geo.get("resolved") is False:
         return False
-    return _number(geo.get("lat")) and _number(geo.get("lon"))
+    return is_number(geo.get("lat")) and is_number(geo.get("lon"))
 
 
 def placed_well(geo: Mapping[str, Any] | None, min_score: float = PLACED_GEO_SCORE) -> bool:
@@ -46,7 +43,7 @@ def placed_well(geo: Mapping[str, Any] | None, min_score: float = PLACED_GEO_SCO
     if not is_placed(geo):
         return False
     score = geo.get("score")
-    return _number(score) and score >= min_score
+    return is_number(score) and score >= min_score
 
 
 def keep(
