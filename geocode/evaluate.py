@@ -28,7 +28,7 @@ from geocode.mrr import MrrTally
 from geocode.resolver import Resolver
 from geocode.results import GeoContext, Resolution, Unresolved
 from lmr.errors import DataError
-from lmr.readers import event_of, json_records, mention_offsets
+from lmr.readers import event_of, json_records, mention_span
 
 Order = Literal["file", "arrival"]
 ORDERS: tuple[str, ...] = ("file", "arrival")
@@ -92,14 +92,16 @@ def read_idrisi(path: str | Path) -> Iterator[GoldPost]:
         raise DataError(f"{p} does not exist.", "pass IDRISI-D files such as idrisi:lmd/dev (lmd/<event>/dev.jsonl).")
     for n, row in json_records(p):
         try:
+            text = row["text"]
+            if not isinstance(text, str):
+                raise TypeError("'text' is not a string")
             gold = []
             for m in row.get("location_mentions") or []:
                 osm = m.get("osm_json") or {}
                 if "lat" not in osm:
                     raise KeyError("osm_json.lat")
-                start, end = mention_offsets(m)
+                start, end = mention_span(text, m)
                 gold.append(GoldMention(m["text"], start, end, m["type"], float(osm["lat"]), float(osm["lon"])))
-            text = str(row["text"])
         except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as exc:
             raise DataError(
                 f"{p}:{n} is not an IDRISI-D record ({exc!r}).",
