@@ -228,14 +228,15 @@ class Metrics:
             v = stats.get(key)
             if isinstance(v, int | float):
                 gauge.set(v)
-        for what in ("keys", "entries", "observations"):
-            v = stats.get(f"prior_{what}")
-            if isinstance(v, int | float):
-                self.geocode_prior.labels(what).set(v)
-        for what in ("places", "answers"):
-            v = stats.get(f"memory_{what}")
-            if isinstance(v, int | float):
-                self.geocode_memory.labels(what).set(v)
+        labelled = (
+            (self.geocode_prior, "prior", ("keys", "entries", "observations")),
+            (self.geocode_memory, "memory", ("places", "answers")),
+        )
+        for labelled_gauge, prefix, whats in labelled:
+            for what in whats:
+                v = stats.get(f"{prefix}_{what}")
+                if isinstance(v, int | float):
+                    labelled_gauge.labels(what).set(v)
 
     def set_lag(self, end_offsets: Mapping[tuple[str, int], int], committed: Mapping[tuple[str, int], int]) -> None:
         """Lag per partition of ``end_offsets`` (high watermarks) behind the ``committed`` offsets.
