@@ -28,7 +28,7 @@ from geocode.disambiguate import Choice, ContextPlace, Weights, choose, scan_pos
 from geocode.gazetteer import Gazetteer, open_gazetteer
 from geocode.guard import DeadlineTimeout, Guard, GuardConfig
 from geocode.memory import BACKEND as MEMORY_BACKEND
-from geocode.memory import Memory, PlaceMemory
+from geocode.memory import Memory
 from geocode.memory_watch import WatchedMemory
 from geocode.ratelimit import SharedRateLimit, check_public_nominatim
 from geocode.results import (
@@ -353,7 +353,7 @@ def build_resolver(
     offline_fallback: bool = False,
     rate_limit_file: str | Path | None = None,
     prior: PriorConfig | bool = False,
-    memory: PlaceMemory | str | Path | None = None,
+    memory: Memory | str | Path | None = None,
 ) -> Resolver:
     """A resolver for ``backend`` (``offline``, ``nominatim``, ``photon`` or any geopy service name).
 
@@ -363,8 +363,8 @@ def build_resolver(
     ``offline_fallback`` answers from the offline gazetteer when a remote service fails;
     ``rate_limit_file`` shares the request rate with every process naming the same file;
     ``prior`` turns on the stream prior (``True`` for the defaults, or a :class:`PriorConfig`);
-    ``memory`` is a :class:`PlaceMemory` or the path of a file ``lmr-geocode learn`` wrote (re-read when it
-    changes: :class:`~geocode.memory_watch.WatchedMemory`).
+    ``memory`` is a :class:`~geocode.memory.Memory` (a :class:`~geocode.memory.PlaceMemory`) or the path of
+    a file ``lmr-geocode learn`` wrote (re-read when it changes: :class:`~geocode.memory_watch.WatchedMemory`).
     """
     name = backend.strip().lower()
     ctx = GeoContext.parse(region) if isinstance(region, str) else region
